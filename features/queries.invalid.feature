@@ -1,0 +1,43 @@
+Feature: A query the database cannot run changes nothing and says exactly why
+  Applications sometimes send the database a query it cannot run: a typo, a table or
+  a column that does not exist, arithmetic without an answer, text where a number
+  belongs. Each query below tries to change every payment in the ledger. PostgreSQL
+  refuses it with a condition name that says exactly what was wrong, changes no
+  payment, and the connection that sent it goes on working.
+
+  Background:
+    Given the ledger holds the sample payments
+    And the application is connected to the ledger
+
+  Rule: An invalid query is refused with the condition PostgreSQL names for it, and changes nothing
+
+    Scenario Outline: Updating payments with <mistake> is refused as <condition>
+      When the application updates every payment with <mistake>
+      Then it fails with <condition>
+      And the error message mentions "<clue>"
+      And the committed ledger is unchanged
+
+      Examples:
+        | mistake                      | condition                   | clue             |
+        | a misspelt keyword           | syntax_error                | UPDAT            |
+        | a table that does not exist  | undefined_table             | payments         |
+        | a column that does not exist | undefined_column            | colour           |
+        | a division by zero           | division_by_zero            | division by zero |
+        | text where a number belongs  | invalid_text_representation | ten              |
+
+  Rule: The connection that sent an invalid query keeps working
+
+    Scenario Outline: After <mistake>, the same connection reads the ledger
+      Given the application has tried to update every payment with <mistake>
+      When the application reads the ledger on the same connection
+      Then it succeeds
+      And it reads 3 payments
+      And it was served by the same server connection
+
+      Examples:
+        | mistake                      |
+        | a misspelt keyword           |
+        | a table that does not exist  |
+        | a column that does not exist |
+        | a division by zero           |
+        | text where a number belongs  |

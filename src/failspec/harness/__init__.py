@@ -1,0 +1,1 @@
+"""What the specification runs on: servers, per-scenario schemas, sessions, outcomes."""

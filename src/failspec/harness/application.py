@@ -1,0 +1,111 @@
+"""The application's side of the database: its pool, its ledger and its sessions.
+
+The pool is built on first use, so a scenario's Given-steps can first say what kind
+of pool the application uses. Setup work (installing and seeding the ledger) goes
+through the auditor's connection, so the application's pool starts each scenario empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from failspec.harness.outcomes import Outcome, capture
+from failspec.harness.sessions import DbSession, Sessions
+from failspec.harness.workspace import Workspace
+from failspec.ledger import Ledger
+
+
+class Application:
+    #: The name of the application's own session, the one steps mean by "the application".
+    NAME = "the application"
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        # SQLAlchemy's defaults, except a pool that never grows past its size.
+        self.pool_options: dict[str, Any] = {
+            "pool_size": 5,
+            "max_overflow": 0,
+            "pool_pre_ping": False,
+        }
+        self._engine: Engine | None = None
+        self.sessions = Sessions(lambda: self.engine)
+        #: The server process of the connection the application used last.
+        self.last_backend_pid: int | None = None
+        #: The server process of the connection the server ended last.
+        self.ended_pid: int | None = None
+        #: The connect timeout (s) the application sets; None keeps the harness's default.
+        self.connect_timeout: int | None = None
+
+    def use_pool(self, **options: Any) -> None:
+        if self._engine is not None:
+            raise RuntimeError("the application's pool is chosen before its first use")
+        self.pool_options.update(options)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = self.workspace.engine(**self.pool_options)
+        return self._engine
+
+    @property
+    def session(self) -> DbSession:
+        return self.sessions[self.NAME]
+
+    def end_connection(self) -> int:
+        """Have the server end the connection the application holds or used last, and wait
+        until its server process is gone (as after an administrator's pg_terminate_backend).
+        """
+        pid = self.session.backend_pid if self.session.is_open() else self.last_backend_pid
+        assert pid is not None, "the application has not used a connection yet"
+        assert self.workspace.terminate(pid), f"server process {pid} was not there to end"
+        self.ended_pid = pid
+        return pid
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.engine)
+
+    def read_through_pool(self) -> Outcome:
+        """Check a connection out of the pool, read the ledger, and check it back in."""
+
+        def read() -> list[Any]:
+            with self.engine.connect() as conn:
+                self.last_backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+                return Ledger.payments(conn)
+
+        outcome = capture("read the ledger through the pool", read)
+        outcome.notes["backend_pid"] = self.last_backend_pid
+        return outcome
+
+    def idle_connection_in_pool(self) -> int:
+        """Use one pooled connection and return it: the pool now holds it idle."""
+        outcome = self.read_through_pool()
+        if outcome.error is not None:
+            raise outcome.error
+        assert self.last_backend_pid is not None
+        return self.last_backend_pid
+
+    def connect_once(self, **url_overrides: Any) -> Outcome:
+        """Open and close one new connection, e.g. with a wrong password or to another port."""
+        connect_args = {}
+        if self.connect_timeout is not None:
+            connect_args["connect_timeout"] = self.connect_timeout
+        engine = self.workspace.engine(
+            self.workspace.url(**url_overrides), poolclass=sa.pool.NullPool,
+            connect_args=connect_args,
+        )  # fmt: skip
+
+        def connect() -> None:
+            with engine.connect():
+                pass
+
+        return capture("connect", connect)
+
+    def checked_out(self) -> int:
+        return self.engine.pool.checkedout() if self._engine is not None else 0  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        self.sessions.close()

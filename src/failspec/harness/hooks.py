@@ -1,0 +1,108 @@
+"""The run's lifecycle, called from features/environment.py.
+
+``context`` attributes, each set in one place:
+
+* ``context.settings``  run settings (before_all)
+* ``context.server``    the one server of the run (before_all)
+* ``context.run``       the run's id and administrative connection (before_all)
+* ``context.workspace`` the scenario's schema and connection identity (before_scenario)
+* ``context.app``       the application: its pool, its ledger (the system under
+                        specification) and its named database sessions
+* ``context.audit``     reads committed ledger state through a connection of its own
+* ``context.outcome``   what the last When-step did (set by steps)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+from failspec.harness import servers
+from failspec.harness.application import Application
+from failspec.harness.audit import Auditor
+from failspec.harness.errors import SetupError
+from failspec.harness.settings import Settings
+from failspec.harness.workspace import Run
+from failspec.ledger import Ledger
+
+#: Scenarios tagged with this may change committed payments; every other one may not.
+CHANGES_LEDGER = "changes-ledger"
+#: Scenarios that need a server which checks passwords.
+PASSWORD_AUTH = "password-auth"
+
+
+def before_all(context: Any) -> None:
+    _stop_on_sigterm()
+    try:
+        context.settings = Settings.from_sources(context.config.userdata, os.environ)
+        context.server = servers.start(context.settings)
+    except SetupError as error:
+        abort_setup(str(error))
+    print(context.server.banner(), flush=True)
+    context.run = Run(context.server)
+
+
+def abort_setup(message: str) -> None:
+    """One clear line, a non-zero exit, and nothing left running.
+
+    behave would report a failed before_all as a JUnit file of skipped tests and a
+    traceback; the run ends here instead, before any report could look green.
+    """
+    print(f"failspec: cannot run: {message}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(2)
+
+
+def before_scenario(context: Any, scenario: Any) -> None:
+    if PASSWORD_AUTH in scenario.effective_tags and not context.server.demands_password():
+        scenario.skip(
+            f"the {context.server.backend} server accepts any password (trust authentication), "
+            "so it cannot refuse a wrong one"
+        )
+        return
+    workspace = context.run.workspace(scenario.name)
+    context.workspace = workspace
+    context.add_cleanup(workspace.close)
+    context.audit = Auditor(workspace)
+    context.app = Application(workspace)
+    context.add_cleanup(context.app.close)
+    Ledger(context.audit.engine).install()
+    context.outcome = None
+
+
+def after_scenario(context: Any, scenario: Any) -> None:
+    """The integrity guard: committed payments may change only where a scenario says so."""
+    audit = getattr(context, "audit", None)
+    if CHANGES_LEDGER in scenario.effective_tags or audit is None or audit.baseline is None:
+        return
+    if scenario.status.has_failed():
+        return  # the scenario already says what went wrong
+    audit.assert_unchanged("after the scenario")
+
+
+def after_all(context: Any) -> None:
+    run = getattr(context, "run", None)
+    server = getattr(context, "server", None)
+    try:
+        left = run.close() if run is not None else []
+        if left:
+            raise AssertionError(f"scenario schemas left behind and dropped now: {left}")
+        if run is not None and run.scenarios == 0:
+            raise AssertionError(
+                "no scenario ran: check the paths and the tag expression "
+                "(behave 1.3 writes 'not @slow', not '~@slow')"
+            )
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM takes the same path as Ctrl-C: behave aborts and after_all stops the server."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)

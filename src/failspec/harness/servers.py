@@ -1,0 +1,295 @@
+"""The one PostgreSQL server a run uses: docker, embedded, or an existing one by URL.
+
+``start(settings)`` starts (or finds) it and checks that the suite can work there;
+``server.stop()`` ends whatever was started. Every failure to get a usable server is a
+:class:`SetupError` with one line that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import secrets
+from dataclasses import dataclass, replace
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine, make_url
+
+from failspec.harness import embedded
+from failspec.harness.errors import SetupError
+from failspec.harness.outcomes import condition_of, first_line
+from failspec.harness.settings import Settings
+
+DIALECT = "postgresql+psycopg2"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the server is and whom to connect as."""
+
+    host: str
+    port: int
+    user: str
+    password: str | None
+    database: str
+
+    def url(
+        self,
+        *,
+        user: str | None = None,
+        password: str | None = None,
+        database: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+    ) -> URL:
+        return URL.create(
+            DIALECT,
+            username=user or self.user,
+            password=self.password if password is None else password,
+            host=host or self.host,
+            port=port or self.port,
+            database=database or self.database,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class Server:
+    """A running server the suite may use. Subclasses start and stop it."""
+
+    backend = "?"
+    #: Whether the harness controls the server process (crash, restart, pause).
+    controllable = False
+
+    def __init__(self, endpoint: Endpoint, connect_timeout: float) -> None:
+        self.endpoint = endpoint
+        self.connect_timeout = connect_timeout
+        self.version = "?"
+        self._demands_password: bool | None = None
+
+    def engine(self, **kwargs: object) -> Engine:
+        """An engine on the suite's database as its own role (the caller disposes of it)."""
+        connect_args = {"connect_timeout": max(2, round(self.connect_timeout))}
+        connect_args.update(kwargs.pop("connect_args", {}))  # type: ignore[arg-type]
+        return sa.create_engine(self.endpoint.url(), connect_args=connect_args, **kwargs)
+
+    def check(self) -> None:
+        """Connect once, read the version, and check the role may create schemas."""
+        engine = self.engine(poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                self.version = conn.execute(sa.text("SHOW server_version")).scalar_one()
+                may_create = conn.execute(
+                    sa.text("SELECT has_database_privilege(current_database(), 'CREATE')")
+                ).scalar_one()
+        except sa.exc.DBAPIError as error:
+            name = condition_of(error) or "error"
+            raise SetupError(
+                f"cannot connect to the {self.backend} server at {self.endpoint.address} "
+                f"as {self.endpoint.user!r} ({name}: {first_line(error)})"
+            ) from None
+        finally:
+            engine.dispose()
+        if not may_create:
+            raise SetupError(
+                f"role {self.endpoint.user!r} may not create schemas in database "
+                f"{self.endpoint.database!r}: GRANT CREATE ON DATABASE "
+                f"{self.endpoint.database} TO {self.endpoint.user}, or use another role"
+            )
+
+    def demands_password(self) -> bool:
+        """Whether the server refuses a wrong password (a 'trust' server accepts anything)."""
+        if self._demands_password is None:
+            engine = sa.create_engine(
+                self.endpoint.url(password=secrets.token_hex(8)), poolclass=sa.pool.NullPool,
+                connect_args={"connect_timeout": max(2, round(self.connect_timeout))},
+            )  # fmt: skip
+            try:
+                with engine.connect():
+                    self._demands_password = False
+            except sa.exc.DBAPIError:
+                self._demands_password = True
+            finally:
+                engine.dispose()
+        return self._demands_password
+
+    def banner(self) -> str:
+        return (
+            f"failspec: backend={self.backend} PostgreSQL {self.version} "
+            f"at {self.endpoint.address} database={self.endpoint.database}"
+        )
+
+    def stop(self) -> None:
+        """Stop what was started; safe to call twice."""
+
+    def log_tail(self, lines: int = 20) -> str:
+        return ""
+
+
+class EmbeddedServer(Server):
+    backend = "embedded"
+    controllable = True
+
+    def __init__(self, settings: Settings) -> None:
+        bin_dir = embedded.find_binaries(settings.pg_bin)
+        #: Servers left running by earlier runs that died (SIGKILL), stopped now.
+        self.reaped = embedded.reap_stale_servers()
+        self.pg = embedded.EmbeddedPostgres(
+            bin_dir, port=settings.pg_port, ready_timeout=settings.seconds(15)
+        )
+        self.pg.start()
+        atexit.register(self.pg.stop)  # a crash of the harness must not leave it running
+        super().__init__(
+            Endpoint("127.0.0.1", self.pg.port or 0, embedded.SUPERUSER, self.pg.password,
+                     "postgres"),
+            settings.seconds(5),
+        )  # fmt: skip
+        try:
+            with self.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool).connect() as c:
+                c.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
+        except BaseException:
+            self.stop()
+            raise
+        self.endpoint = replace(self.endpoint, database=embedded.DATABASE)
+
+    def banner(self) -> str:
+        reaped = (
+            f" (stopped {len(self.reaped)} server(s) an earlier run left behind)"
+            if self.reaped else ""
+        )  # fmt: skip
+        return f"{super().banner()} binaries={self.pg.bin_dir}{reaped}"
+
+    def stop(self) -> None:
+        self.pg.stop()
+
+    def log_tail(self, lines: int = 20) -> str:
+        return self.pg.log_tail(lines)
+
+
+class DockerServer(Server):
+    backend = "docker"
+    controllable = True
+
+    def __init__(self, settings: Settings) -> None:
+        import docker.errors
+        from testcontainers.community.postgres import PostgresContainer
+
+        self.image = settings.pg_image
+        password = secrets.token_urlsafe(18)
+        try:
+            container = PostgresContainer(
+                self.image, username="failspec", password=password, dbname="failspec"
+            )
+        except docker.errors.DockerException as error:
+            raise SetupError(
+                f"backend=docker but no Docker daemon answers ({_short(error)}): start Docker, "
+                "or use -D backend=embedded"
+            ) from None
+        settings_args = " ".join(
+            f"-c {k}={v}" for k, v in embedded.TEST_SETTINGS.items() if k != "listen_addresses"
+        )
+        self.container = container.with_command(f"postgres {settings_args}")
+        try:
+            self.container.start()
+        except Exception as error:  # testcontainers raises many kinds; all mean "not started"
+            logs = self._container_logs()
+            self.stop()
+            raise SetupError(
+                f"the PostgreSQL container from image {self.image!r} did not start "
+                f"({_short(error)}){': ' + logs if logs else ''}"
+            ) from None
+        super().__init__(
+            Endpoint(self.container.get_container_host_ip(),
+                     int(self.container.get_exposed_port(5432)), "failspec", password, "failspec"),
+            settings.seconds(5),
+        )  # fmt: skip
+
+    def banner(self) -> str:
+        return f"{super().banner()} image={self.image}"
+
+    def _container_logs(self, lines: int = 5) -> str:
+        with contextlib.suppress(Exception):
+            out, err = self.container.get_logs()
+            text = (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
+            return " | ".join(text.strip().splitlines()[-lines:])
+        return ""
+
+    def log_tail(self, lines: int = 20) -> str:
+        return self._container_logs(lines)
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.stop()
+
+
+class UrlServer(Server):
+    backend = "url"
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            url = make_url(settings.db_url or "")
+        except Exception:
+            raise SetupError(
+                "db_url is not a database URL: use postgresql://user:password@host:port/database"
+            ) from None
+        if not url.drivername.startswith("postgresql") or not url.host:
+            raise SetupError(
+                f"db_url must name a PostgreSQL server with a host ({_masked(url)}): use "
+                "postgresql://user:password@host:port/database"
+            )
+        super().__init__(
+            Endpoint(url.host, url.port or 5432, url.username or "postgres", url.password,
+                     url.database or "postgres"),
+            settings.seconds(5),
+        )  # fmt: skip
+
+
+def _masked(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _short(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] or type(error).__name__
+
+
+def docker_answers() -> bool:
+    """Whether a Docker daemon answers within a moment (for backend=auto)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # any failure means: no usable daemon
+        return False
+
+
+BACKEND_CLASSES: dict[str, type[Server]] = {
+    "docker": DockerServer,
+    "embedded": EmbeddedServer,
+    "url": UrlServer,
+}
+
+
+def choose_backend(settings: Settings) -> str:
+    """The backend to use. ``auto`` never picks ``url``: a DATABASE_URL left in the
+    environment must not send the suite to somebody's real database unasked."""
+    if settings.backend != "auto":
+        return settings.backend
+    return "docker" if docker_answers() else "embedded"
+
+
+def start(settings: Settings) -> Server:
+    """Start (or find) the run's server, check it is usable, and return it."""
+    server = BACKEND_CLASSES[choose_backend(settings)](settings)
+    try:
+        server.check()
+    except BaseException:
+        server.stop()
+        raise
+    return server

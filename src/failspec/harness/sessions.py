@@ -1,0 +1,103 @@
+"""Named database sessions: what "the application" holds open across steps.
+
+A session owns one connection of the scenario. Every action on it is captured as an
+:class:`~failspec.harness.outcomes.Outcome`; nothing here raises a database error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from failspec.harness.outcomes import Outcome, capture
+
+
+class DbSession:
+    """One connection, held across steps, with explicit transaction control."""
+
+    def __init__(self, name: str, engine: Engine) -> None:
+        self.name = name
+        self.engine = engine
+        self._conn: Connection | None = None
+        self.backend_pid: int | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = self.engine.connect()
+            self.backend_pid = self._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            self._conn.commit()  # end the autobegun transaction of that probe
+        return self._conn
+
+    def connect(self) -> Outcome:
+        return capture(f"{self.name}: connect", lambda: self.conn and None)
+
+    def run(self, action: str, fn: Callable[[Connection], Any]) -> Outcome:
+        """Run ``fn`` on this session's connection, in its current transaction (if any)."""
+        return capture(f"{self.name}: {action}", lambda: fn(self.conn))
+
+    def execute(self, sql: str) -> Outcome:
+        def go(conn: Connection) -> Any:
+            result = conn.execute(sa.text(sql))
+            return list(result) if result.returns_rows else result.rowcount
+
+        return self.run(sql, go)
+
+    def run_alone(self, action: str, fn: Callable[[Connection], Any]) -> Outcome:
+        """Run ``fn`` in a transaction of its own: committed on success, rolled back on error."""
+
+        def go(conn: Connection) -> Any:
+            with conn.begin():
+                return fn(conn)
+
+        return self.run(action, go)
+
+    def begin(self) -> Outcome:
+        return self.run("begin", lambda conn: conn.begin() and None)
+
+    def commit(self) -> Outcome:
+        return self.run("commit", lambda conn: conn.commit())
+
+    def rollback(self) -> Outcome:
+        return self.run("rollback", lambda conn: conn.rollback())
+
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def current_backend_pid(self) -> int:
+        """The server process now serving this session (asked of the server, not remembered)."""
+        pid = self.conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        self.conn.rollback()
+        return pid
+
+    def in_transaction(self) -> bool:
+        return self._conn is not None and self._conn.in_transaction()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class Sessions:
+    """The scenario's named sessions, opened on first use, closed at the end."""
+
+    def __init__(self, engine_for: Callable[[], Engine]) -> None:
+        self._engine_for = engine_for
+        self._sessions: dict[str, DbSession] = {}
+
+    def __getitem__(self, name: str) -> DbSession:
+        if name not in self._sessions:
+            self._sessions[name] = DbSession(name, self._engine_for())
+        return self._sessions[name]
+
+    def close(self) -> None:
+        for session in self._sessions.values():
+            try:
+                session.close()
+            except sa.exc.SQLAlchemyError:
+                pass  # a dead connection needs no closing; the workspace ends stragglers
+        self._sessions.clear()
