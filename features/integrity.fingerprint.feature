@@ -9,7 +9,7 @@ Feature: No failure changes committed payments unless it says so
 
   Rule: Every failure leaves the committed payments exactly as they were
 
-    Scenario Outline: <failure> leaves the ledger's fingerprint unchanged
+    Scenario Outline: After <failure>, the ledger's fingerprint is unchanged
       When <failure>
       Then the ledger's fingerprint is unchanged
 

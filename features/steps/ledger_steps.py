@@ -68,4 +68,5 @@ def _update_committed(context, sql, **params):
     def update():
         with context.app.engine.begin() as conn:
             assert conn.execute(sa.text(sql), params).rowcount == 1
+
     return capture("update a committed payment", update)

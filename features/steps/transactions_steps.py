@@ -45,12 +45,16 @@ def step_begun(context):
     assert_that(context.app.session.begin(), succeeds())
 
 
-@given("the application has recorded a payment of {amount:Money} for {account:Account} in that transaction")
+@given(
+    "the application has recorded a payment of {amount:Money} for {account:Account} in that transaction"
+)
 def step_recorded_in_tx(context, amount, account):
     assert_that(_record_in_tx(context, Payment(account, amount, f"ref-{account}")), succeeds())
 
 
-@when("the application records a payment of {amount:Money} for {account:Account} in that transaction")
+@when(
+    "the application records a payment of {amount:Money} for {account:Account} in that transaction"
+)
 def step_record_in_tx(context, amount, account):
     context.outcome = _record_in_tx(context, Payment(account, amount, f"ref-{account}"))
 

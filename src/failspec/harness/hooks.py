@@ -35,6 +35,7 @@ PASSWORD_AUTH = "password-auth"
 
 def before_all(context: Any) -> None:
     _stop_on_sigterm()
+    context.config.setup_logging()
     try:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)
         context.server = servers.start(context.settings)

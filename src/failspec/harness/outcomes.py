@@ -14,6 +14,7 @@ Failures with no SQLSTATE get names of the same style:
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from typing import Any
 import psycopg2
 import psycopg2.errorcodes
 import sqlalchemy.exc
+
+log = logging.getLogger("failspec.outcome")
 
 #: SQLSTATE -> condition name, e.g. "23505" -> "unique_violation".
 CONDITION_NAMES: dict[str, str] = {
@@ -54,7 +57,7 @@ _MESSAGE_CONDITIONS: Sequence[tuple[re.Pattern[str], str]] = [
         (r"no pg_hba\.conf entry", "invalid_authorization_specification"),
         (r"sorry, too many clients already", "too_many_connections"),
         (r"remaining connection slots are reserved", "too_many_connections"),
-        (r"the database system is (starting up|shutting down|in recovery mode)", "cannot_connect_now"),
+        (r"the database system is (starting up|shutting down|in recovery)", "cannot_connect_now"),
         (r"terminating connection due to administrator command", "admin_shutdown"),
         (r"Connection refused", "connection_refused"),
         (r"timeout expired", "connect_timeout"),
@@ -147,8 +150,8 @@ class Outcome:
 
     def describe(self) -> str:
         if self.error is None:
-            count = "no rows" if self.rows is None else f"{len(self.rows)} row(s)"
-            return f"{self.action} succeeded with {count} in {self.elapsed:.3f} s"
+            result = f"{len(self.rows)} row(s)" if self.rows is not None else repr(self.value)
+            return f"{self.action} succeeded ({result}) in {self.elapsed:.3f} s"
         name = self.condition or type(self.error).__name__
         extra = " (connection invalidated)" if self.connection_invalidated else ""
         return f"{self.action} failed with {name}{extra}: {first_line(self.error)}"
@@ -163,8 +166,12 @@ def capture(action: str, fn: Callable[[], Any]) -> Outcome:
     try:
         result = fn()
     except (sqlalchemy.exc.SQLAlchemyError, psycopg2.Error) as error:
-        return Outcome(action, error=error, elapsed=time.monotonic() - started)
-    elapsed = time.monotonic() - started
-    if isinstance(result, list):
-        return Outcome(action, rows=result, elapsed=elapsed)
-    return Outcome(action, value=result, elapsed=elapsed)
+        outcome = Outcome(action, error=error, elapsed=time.monotonic() - started)
+    else:
+        elapsed = time.monotonic() - started
+        if isinstance(result, list):
+            outcome = Outcome(action, rows=result, elapsed=elapsed)
+        else:
+            outcome = Outcome(action, value=result, elapsed=elapsed)
+    log.info("%s", outcome.describe())
+    return outcome

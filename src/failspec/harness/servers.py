@@ -146,12 +146,15 @@ class EmbeddedServer(Server):
                      "postgres"),
             settings.seconds(5),
         )  # fmt: skip
+        engine = self.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         try:
-            with self.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool).connect() as c:
-                c.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
+            with engine.connect() as conn:
+                conn.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
         except BaseException:
             self.stop()
             raise
+        finally:
+            engine.dispose()
         self.endpoint = replace(self.endpoint, database=embedded.DATABASE)
 
     def banner(self) -> str:

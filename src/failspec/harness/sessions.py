@@ -6,6 +6,7 @@ A session owns one connection of the scenario. Every action on it is captured as
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -96,8 +97,7 @@ class Sessions:
 
     def close(self) -> None:
         for session in self._sessions.values():
-            try:
+            # A dead connection needs no closing; the workspace ends any straggler.
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
                 session.close()
-            except sa.exc.SQLAlchemyError:
-                pass  # a dead connection needs no closing; the workspace ends stragglers
         self._sessions.clear()

@@ -34,10 +34,8 @@ class Settings:
     timeout_scale: float = 1.0
 
     @classmethod
-    def from_sources(
-        cls, userdata: Mapping[str, str], environ: Mapping[str, str]
-    ) -> Settings:
-        raw: dict[str, str] = {}
+    def from_sources(cls, userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
+        raw: dict[str, str] = {k: v for k, v in userdata.items() if k not in ENV_TWINS}
         for name, env in ENV_TWINS.items():
             value = userdata.get(name) or environ.get(env)
             if value:
@@ -49,7 +47,8 @@ class Settings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise SetupError(f"unknown setting {unknown[0]!r}: known are {', '.join(sorted(known))}")
+            known_list = ", ".join(sorted(known))
+            raise SetupError(f"unknown setting {unknown[0]!r}: known are {known_list}")
         values: dict[str, object] = dict(raw)
         backend = str(values.get("backend", "auto")).lower()
         if backend not in BACKENDS:
@@ -66,7 +65,8 @@ class Settings:
         if "pg_port" in values:
             values["pg_port"] = _number(values["pg_port"], "pg_port", int, 1, 65535)
         if "timeout_scale" in values:
-            values["timeout_scale"] = _number(values["timeout_scale"], "timeout_scale", float, 0.1, 100)
+            scale = values["timeout_scale"]
+            values["timeout_scale"] = _number(scale, "timeout_scale", float, 0.1, 100)
         return cls(**values)  # type: ignore[arg-type]
 
     def seconds(self, base: float) -> float:

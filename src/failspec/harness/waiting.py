@@ -17,9 +17,7 @@ class WaitTimeout(AssertionError):
     """A condition did not hold within its deadline."""
 
 
-def until(
-    condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.005
-) -> T:
+def until(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.005) -> T:
     """Return the first truthy value of ``condition()``; raise WaitTimeout past ``timeout``."""
     end = time.monotonic() + timeout
     while True:

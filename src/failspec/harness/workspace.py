@@ -118,8 +118,9 @@ class Workspace:
         """End one server connection, as an administrator would (pg_terminate_backend)."""
         with self.run.admin.connect() as conn:
             return bool(
-                conn.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
-                .scalar_one()
+                conn.execute(
+                    sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid}
+                ).scalar_one()
             )
 
     def close(self) -> None:

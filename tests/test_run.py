@@ -1,0 +1,86 @@
+"""Whole runs of behave, as a user starts them: cleanup and bad input, end to end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "features"
+
+
+def behave(*args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "behave", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    return done, time.monotonic() - started
+
+
+def scenario_schemas(server) -> list[str]:
+    engine = server.engine()
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, 'fs_')")
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.server
+def test_a_run_leaves_no_scenario_schema_even_when_scenarios_fail_and_break(server, tmp_path):
+    url = server.endpoint.url().render_as_string(hide_password=False)
+    done, _ = behave(
+        str(FIXTURE), "-D", "backend=url", "-f", "plain", "--junit-directory", str(tmp_path),
+        env={"DATABASE_URL": url},
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "1 scenario passed, 1 failed, 1 error" in output, output
+    assert scenario_schemas(server) == []
+    assert server.endpoint.password not in output
+    assert "failspec: backend=url" in output
+
+
+def test_an_unknown_backend_is_one_line_and_a_non_zero_exit():
+    done, took = behave(str(FIXTURE), "-D", "backend=oracle")
+    assert done.returncode != 0
+    assert took < 10
+    assert done.stderr.strip().splitlines() == [
+        "failspec: cannot run: unknown backend 'oracle': use one of auto, docker, embedded, "
+        "url (-D backend=... or FAILSPEC_BACKEND)"
+    ]
+    assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unreachable_url_fails_fast_without_echoing_the_password():
+    done, took = behave(
+        str(FIXTURE), "-D", "backend=url",
+        env={"DATABASE_URL": "postgresql://u:hunter2-secret@127.0.0.1:1/db"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert took < 10
+    assert "cannot connect" in done.stderr
+    assert "hunter2-secret" not in done.stdout + done.stderr
+
+
+@pytest.mark.server
+def test_a_run_that_selects_no_scenario_is_not_green(server):
+    url = server.endpoint.url().render_as_string(hide_password=False)
+    done, _ = behave(
+        str(FIXTURE), "-D", "backend=url", "--tags", "@nothing-has-this", "-f", "plain",
+        "--no-junit", env={"DATABASE_URL": url},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "no scenario ran" in done.stdout + done.stderr
