@@ -160,3 +160,21 @@ def test_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_path):
 
     assert usable != hidden
     assert embedded._runs_as(usable, user)
+
+
+def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
+    bin_dir = embedded.find_binaries(None)
+    first, second = embedded.EmbeddedPostgres(bin_dir), embedded.EmbeddedPostgres(bin_dir)
+    first.start()
+    second.start()
+    try:
+        assert first.password != second.password
+        connect(first).close()
+        second.password, mine = first.password, second.password
+        with pytest.raises(psycopg2.OperationalError, match="password authentication failed"):
+            connect(second)
+        second.password = mine
+        connect(second).close()
+    finally:
+        first.stop()
+        second.stop()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from hamcrest import assert_that, equal_to
 
 from failspec.harness.workspace import Workspace
@@ -13,9 +12,10 @@ class Auditor:
     """Fingerprints and lists committed payments, each time on a fresh connection."""
 
     def __init__(self, workspace: Workspace) -> None:
-        # NullPool: every read opens a new connection, so nothing the scenario does to
-        # the application's pool or sessions can colour what the auditor sees.
-        self.engine = workspace.engine(poolclass=sa.pool.NullPool)
+        # An engine and pool of its own, so nothing the scenario does to the application's
+        # pool or sessions can colour what the auditor sees; pre-ping, because scenarios
+        # may end server connections.
+        self.engine = workspace.engine(pool_size=1, max_overflow=1, pool_pre_ping=True)
         self.baseline: Fingerprint | None = None
 
     def fingerprint(self) -> Fingerprint:

@@ -13,11 +13,11 @@ by the next start, so orphans never accumulate.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
 import platform
-import pwd
 import secrets
 import shutil
 import signal
@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from failspec.harness import waiting
+
+if os.name != "nt":
+    import pwd
 from failspec.harness.errors import SetupError
 
 SERVER_USER = "failspec-pg"  # the unprivileged system user a root harness runs the server as
@@ -250,9 +253,18 @@ class EmbeddedPostgres:
     """initdb into a temporary directory, run ``postgres`` on 127.0.0.1, stop, clean up."""
 
     def __init__(
-        self, bin_dir: Path, *, port: int | None = None, ready_timeout: float = 15.0
+        self,
+        bin_dir: Path,
+        *,
+        port: int | None = None,
+        ready_timeout: float = 15.0,
+        listen: bool = True,
     ) -> None:
         self.requested_port = port
+        self.listen = listen
+        # A copy of a cluster made once per installation starts ~10 times faster than
+        # initdb; Windows has no Unix socket to set the password over, so it runs initdb.
+        self.from_template = os.name != "nt" and listen
         self.ready_timeout = ready_timeout
         self.user = server_user()
         self.bin_dir = usable_binaries(bin_dir, self.user)
@@ -286,29 +298,40 @@ class EmbeddedPostgres:
 
     def _start(self) -> None:
         if self.base is None:
-            self._init_cluster()
+            self._make_base()
+            if self.from_template:
+                self._copy_cluster(cluster_template(self.bin_dir, self.user, self.ready_timeout))
+            else:
+                self._initdb(self.password)
         attempts = 1 if self.requested_port is not None else 3
         for attempt in range(attempts):
             self.port = self.requested_port or free_port()
             try:
                 self._spawn_and_wait()
-                return
+                break
             except _PortTaken:
                 if attempt == attempts - 1:
                     raise SetupError(
                         f"port {self.port} on 127.0.0.1 is in use: free it or choose another "
                         "with -D pg_port=..."
                     ) from None
+        if self.from_template:
+            # Every run gets a password of its own, though the cluster came from a copy.
+            self.execute_local("ALTER ROLE " + SUPERUSER + " PASSWORD %s", self.password)
 
-    def _init_cluster(self) -> None:
+    def _make_base(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
         (self.base / OWNER_FILE).write_text(json.dumps(Owner.me().__dict__))
+        if self.user is not None:
+            os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
+
+    def _initdb(self, password: str) -> None:
+        assert self.base is not None
         pwfile = self.base / "pwfile"
-        pwfile.write_text(self.password + "\n")
+        pwfile.write_text(password + "\n")
         pwfile.chmod(0o600)
         if self.user is not None:
-            for path in (self.base, pwfile):
-                os.chown(path, self.user.pw_uid, self.user.pw_gid)
+            os.chown(pwfile, self.user.pw_uid, self.user.pw_gid)
         try:
             self._run(
                 "initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}",
@@ -317,6 +340,29 @@ class EmbeddedPostgres:
             )  # fmt: skip
         finally:
             pwfile.unlink(missing_ok=True)
+
+    def _copy_cluster(self, template: Path) -> None:
+        # cp -a keeps owners and modes (the data directory must stay 0700, the server
+        # user's); it is also several times faster than copying file by file in Python.
+        done = subprocess.run(
+            ["cp", "-a", str(template), str(self.data)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise SetupError(f"could not copy the cluster template {template}: {done.stderr}")
+
+    def execute_local(self, sql: str, *params: object) -> None:
+        """Run one statement as the superuser over the server's Unix socket."""
+        import psycopg2
+
+        conn = psycopg2.connect(
+            host=str(self.base), port=self.port, user=SUPERUSER, dbname="postgres"
+        )
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(sql, params or None)
+        finally:
+            conn.close()
 
     def _run(self, program: str, *args: str) -> None:
         done = subprocess.run(
@@ -338,6 +384,8 @@ class EmbeddedPostgres:
                 "-c", f"unix_socket_directories={self.base}"]  # fmt: skip
         for name, value in TEST_SETTINGS.items():
             args += ["-c", f"{name}={value}"]
+        if not self.listen:
+            args += ["-c", "listen_addresses="]  # Unix socket only
         with open(self.log_path, "ab") as log:
             # Its own session: a Ctrl-C at the terminal reaches the harness, which stops it.
             self.process = subprocess.Popen(
@@ -394,6 +442,43 @@ class EmbeddedPostgres:
         except (OSError, AssertionError):
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+TEMPLATE_VERSION = "1"  # raise when the template cluster's contents change
+
+
+def cluster_template(bin_dir: Path, user: pwd.struct_passwd | None, ready_timeout: float) -> Path:
+    """The data directory of a ready-made cluster for these binaries, built once.
+
+    It holds the suite's database and role; its password is replaced at every start.
+    Built under a name the reaper knows (so a build killed halfway is cleaned up),
+    then renamed into place, so concurrent runs never see half a template.
+    """
+    postgres = (bin_dir / f"postgres{EXE}").resolve()
+    stat = postgres.stat()
+    key = hashlib.sha256(
+        f"{TEMPLATE_VERSION}|{postgres}|{stat.st_size}|{stat.st_mtime_ns}|"
+        f"{user.pw_uid if user else os.getuid()}".encode()
+    ).hexdigest()[:16]
+    template = Path(tempfile.gettempdir()) / f"failspec-pgcluster-{key}"
+    if (template / "ready").exists():
+        return template / "data"
+    builder = EmbeddedPostgres(bin_dir, ready_timeout=ready_timeout, listen=False)
+    try:
+        builder.start()
+        builder.execute_local(f"CREATE DATABASE {DATABASE}")
+        builder.stop(remove=False)  # a clean shutdown: the copy needs no recovery
+        assert builder.base is not None
+        (builder.base / OWNER_FILE).unlink()
+        builder.log_path.unlink(missing_ok=True)
+        (builder.base / "ready").touch()
+        try:
+            builder.base.rename(template)
+        except OSError:  # another run was faster; use its template
+            shutil.rmtree(builder.base, ignore_errors=True)
+    finally:
+        builder.stop()
+    return template / "data"
 
 
 class _PortTaken(Exception):

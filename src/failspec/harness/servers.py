@@ -149,7 +149,12 @@ class EmbeddedServer(Server):
         engine = self.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as conn:
-                conn.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
+                exists = conn.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                    {"d": embedded.DATABASE},
+                ).first()
+                if not exists:  # a cluster from initdb rather than from the template
+                    conn.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
         except BaseException:
             self.stop()
             raise
