@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,6 +23,10 @@ def connect(pg: embedded.EmbeddedPostgres):
         host="127.0.0.1", port=pg.port, user=embedded.SUPERUSER, password=pg.password,
         dbname="postgres", connect_timeout=5,
     )  # fmt: skip
+
+
+def server_dirs() -> set[Path]:
+    return {b for p in embedded.server_parents() for b in p.glob(f"{embedded.DIR_PREFIX}*")}
 
 
 def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
@@ -61,12 +64,12 @@ def test_a_port_in_use_is_one_clear_line_and_leaves_nothing_running(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        before = set(Path(tempfile.gettempdir()).glob(f"{embedded.DIR_PREFIX}*"))
+        before = server_dirs()
         started = time.monotonic()
         with pytest.raises(SetupError, match=f"port {port} .* in use"):
             embedded.EmbeddedPostgres(embedded.find_binaries(None), port=port).start()
         assert time.monotonic() - started < 10
-        assert set(Path(tempfile.gettempdir()).glob(f"{embedded.DIR_PREFIX}*")) == before
+        assert server_dirs() == before
 
 
 def test_a_pg_bin_without_postgres_says_so(tmp_path):
@@ -98,7 +101,6 @@ def test_another_installation_binaries_can_be_used():
 
 STARTER = """
 import sys
-import tempfile
 from failspec.harness import embedded
 pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
 pg.start()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness.workspace import application_name
+from failspec.harness.workspace import Run, application_name
+from failspec.ledger import Ledger
 
 pytestmark = pytest.mark.server
 
@@ -15,10 +16,48 @@ def test_each_scenario_gets_its_own_uniquely_named_schema(run):
     try:
         assert first.schema != second.schema
         assert first.schema.startswith(f"fs_{run.id}_")
-        assert run.schemas() == sorted([first.schema, second.schema])
+        assert {first.schema, second.schema} <= set(run.schemas())
     finally:
         first.close()
         second.close()
+    assert first.schema not in run.schemas()
+
+
+def test_the_next_schema_is_prepared_while_the_current_scenario_runs(server):
+    run = Run(server, prepare=Ledger.create_tables)
+    try:
+        current = run.workspace("current")
+        run._ready[0].result()  # the worker prepares the next one without being asked
+        assert len(run.schemas()) == 2
+        with current.observe() as conn:
+            assert Ledger.fingerprint(conn).count == 0  # the ledger's table is there, empty
+        run.retire(current)
+    finally:
+        assert run.close() == []
+    assert run.schemas() == []
+
+
+def test_a_retired_workspace_is_dropped_behind_the_run(server):
+    run = Run(server)
+    try:
+        workspace = run.workspace("finished")
+        run.retire(workspace)
+        run._retiring[0].result()
+        assert workspace.schema not in run.schemas()
+    finally:
+        run.close()
+
+
+def test_a_failing_preparation_surfaces_in_the_scenario_that_needed_it(server):
+    def broken(conn):
+        conn.execute(sa.text("CREATE TABLE broken (x no_such_type)"))
+
+    run = Run(server, prepare=broken)
+    try:
+        with pytest.raises(sa.exc.ProgrammingError, match="no_such_type"):
+            run.workspace("unlucky")
+    finally:
+        run.close()
     assert run.schemas() == []
 
 
@@ -45,7 +84,7 @@ def test_closing_drops_the_schema_even_with_a_connection_left_in_a_transaction(r
     leaked.execute(sa.text("CREATE TABLE t (x int)"))  # holds a lock until the transaction ends
     workspace._engines.remove(engine)  # as if the scenario forgot all about it
     workspace.close()
-    assert run.schemas() == []
+    assert workspace.schema not in run.schemas()
     assert workspace.open_backends() == []
     leaked.invalidate()
     engine.dispose()
@@ -56,8 +95,8 @@ def test_the_run_drops_only_its_own_schemas(run, server):
     with admin.connect() as conn:
         conn.execute(sa.text("CREATE SCHEMA fs_otherrun_1"))
     try:
-        run.workspace("forgotten")  # never closed: the run must drop it
-        assert run.close() != []
+        forgotten = run.workspace("forgotten")  # never closed: the run must drop it
+        assert run.close() == [forgotten.schema]
         with admin.connect() as conn:
             names = conn.execute(sa.text("SELECT nspname FROM pg_namespace")).scalars().all()
         assert "fs_otherrun_1" in names

@@ -8,12 +8,12 @@ from hamcrest import assert_that, equal_to, has_item, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.outcomes import capture
-from failspec.ledger import SAMPLE_PAYMENTS, Ledger
+from failspec.ledger import SAMPLE_PAYMENTS
 
 
 @given("the ledger holds the sample payments")
 def step_seed(context):
-    Ledger(context.audit.engine).seed(SAMPLE_PAYMENTS)
+    context.audit.seed(SAMPLE_PAYMENTS)
     context.audit.take_baseline()
 
 

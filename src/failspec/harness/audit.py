@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from hamcrest import assert_that, equal_to
 
 from failspec.harness.workspace import Workspace
@@ -9,21 +11,27 @@ from failspec.ledger import Fingerprint, Ledger, Payment
 
 
 class Auditor:
-    """Fingerprints and lists committed payments, each time on a fresh connection."""
+    """Seeds the ledger, and fingerprints and lists its committed payments.
+
+    It works through the run's observer connection, never through the application's
+    pool or sessions, so nothing a scenario does to those can colour what it sees.
+    """
 
     def __init__(self, workspace: Workspace) -> None:
-        # An engine and pool of its own, so nothing the scenario does to the application's
-        # pool or sessions can colour what the auditor sees; pre-ping, because scenarios
-        # may end server connections.
-        self.engine = workspace.engine(pool_size=1, max_overflow=1, pool_pre_ping=True)
+        self.workspace = workspace
         self.baseline: Fingerprint | None = None
 
+    def seed(self, payments: Iterable[Payment]) -> None:
+        with self.workspace.observe() as conn:
+            Ledger.seed(conn, payments)
+            conn.commit()
+
     def fingerprint(self) -> Fingerprint:
-        with self.engine.connect() as conn:
+        with self.workspace.observe() as conn:
             return Ledger.fingerprint(conn)
 
     def payments(self) -> list[Payment]:
-        with self.engine.connect() as conn:
+        with self.workspace.observe() as conn:
             return Ledger.payments(conn)
 
     def take_baseline(self) -> Fingerprint:

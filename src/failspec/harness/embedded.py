@@ -176,13 +176,34 @@ def _process_start(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
 
 
-def reap_stale_servers(tmp: Path | None = None) -> list[int]:
+SHM = Path("/dev/shm")
+SHM_NEEDED = 512 * 1024 * 1024
+
+
+def server_parents() -> list[Path]:
+    """Where servers' directories may be: RAM-backed /dev/shm first, then the temp dir."""
+    return [p for p in (SHM, Path(tempfile.gettempdir())) if p.is_dir()]
+
+
+def server_parent() -> Path:
+    """Where a new server's directory goes. In RAM where there is room: a copy of the
+    cluster there takes ~0.15 s against ~0.6-0.9 s on this VM's disk, and a test server
+    (fsync=off) keeps nothing worth a disk."""
+    if os.name != "nt" and SHM.is_dir() and os.access(SHM, os.W_OK):
+        stats = os.statvfs(SHM)
+        if stats.f_bavail * stats.f_frsize >= SHM_NEEDED:
+            return SHM
+    return Path(tempfile.gettempdir())
+
+
+def reap_stale_servers() -> list[int]:
     """Stop servers whose owning run died, and remove their directories.
 
     Returns the pids of the servers stopped.
     """
     stopped: list[int] = []
-    for base in sorted(Path(tmp or tempfile.gettempdir()).glob(f"{DIR_PREFIX}*")):
+    bases = [base for parent in server_parents() for base in parent.glob(f"{DIR_PREFIX}*")]
+    for base in sorted(bases):
         try:
             owner = Owner(**json.loads((base / OWNER_FILE).read_text()))
         except (OSError, ValueError, TypeError):
@@ -262,6 +283,8 @@ class EmbeddedPostgres:
     ) -> None:
         self.requested_port = port
         self.listen = listen
+        #: Where the server's directory goes; None chooses (see server_parent).
+        self.parent: Path | None = None
         # A copy of a cluster made once per installation starts ~10 times faster than
         # initdb; Windows has no Unix socket to set the password over, so it runs initdb.
         self.from_template = os.name != "nt" and listen
@@ -320,7 +343,7 @@ class EmbeddedPostgres:
             self.execute_local("ALTER ROLE " + SUPERUSER + " PASSWORD %s", self.password)
 
     def _make_base(self) -> None:
-        self.base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+        self.base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=self.parent or server_parent()))
         (self.base / OWNER_FILE).write_text(json.dumps(Owner.me().__dict__))
         if self.user is not None:
             os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
@@ -464,6 +487,7 @@ def cluster_template(bin_dir: Path, user: pwd.struct_passwd | None, ready_timeou
     if (template / "ready").exists():
         return template / "data"
     builder = EmbeddedPostgres(bin_dir, ready_timeout=ready_timeout, listen=False)
+    builder.parent = template.parent  # the same file system, so the rename below is atomic
     try:
         builder.start()
         builder.execute_local(f"CREATE DATABASE {DATABASE}")
@@ -474,8 +498,10 @@ def cluster_template(bin_dir: Path, user: pwd.struct_passwd | None, ready_timeou
         (builder.base / "ready").touch()
         try:
             builder.base.rename(template)
-        except OSError:  # another run was faster; use its template
-            shutil.rmtree(builder.base, ignore_errors=True)
+        except OSError:
+            if not (template / "ready").exists():
+                raise
+            shutil.rmtree(builder.base, ignore_errors=True)  # another run was faster
     finally:
         builder.stop()
     return template / "data"

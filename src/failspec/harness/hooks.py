@@ -42,7 +42,7 @@ def before_all(context: Any) -> None:
     except SetupError as error:
         abort_setup(str(error))
     print(context.server.banner(), flush=True)
-    context.run = Run(context.server)
+    context.run = Run(context.server, prepare=Ledger.create_tables)
 
 
 def abort_setup(message: str) -> None:
@@ -65,11 +65,10 @@ def before_scenario(context: Any, scenario: Any) -> None:
         return
     workspace = context.run.workspace(scenario.name)
     context.workspace = workspace
-    context.add_cleanup(workspace.close)
+    context.add_cleanup(context.run.retire, workspace)
     context.audit = Auditor(workspace)
     context.app = Application(workspace)
     context.add_cleanup(context.app.close)
-    Ledger(context.audit.engine).install()
     context.outcome = None
 
 

@@ -56,17 +56,18 @@ class Ledger:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def install(self) -> None:
-        """Create the ledger's table in the connection's schema."""
-        with self.engine.begin() as conn:
-            conn.execute(sa.text(TRANSACTIONS_DDL))
+    @staticmethod
+    def create_tables(conn: Connection) -> None:
+        """Create the ledger's table in the connection's schema (its search_path)."""
+        conn.execute(sa.text(TRANSACTIONS_DDL))
 
-    def seed(self, payments: Iterable[Payment]) -> None:
-        with self.engine.begin() as conn:
-            for payment in payments:
-                self.record(conn, payment)
+    @staticmethod
+    def seed(conn: Connection, payments: Iterable[Payment]) -> None:
+        for payment in payments:
+            Ledger.record(conn, payment)
 
-    def record(self, conn: Connection, payment: Payment) -> int:
+    @staticmethod
+    def record(conn: Connection, payment: Payment) -> int:
         """Record one payment in the connection's current transaction; return its id."""
         return conn.execute(_INSERT, _params(payment)).scalar_one()
 
@@ -75,10 +76,12 @@ class Ledger:
         with self.engine.begin() as conn:
             return [self.record(conn, payment) for payment in payments]
 
-    def set_status_of_all(self, conn: Connection, status: str) -> int:
+    @staticmethod
+    def set_status_of_all(conn: Connection, status: str) -> int:
         return conn.execute(sa.text("UPDATE transactions SET status = :s"), {"s": status}).rowcount
 
-    def remove(self, conn: Connection, reference: str) -> int:
+    @staticmethod
+    def remove(conn: Connection, reference: str) -> int:
         return conn.execute(
             sa.text("DELETE FROM transactions WHERE client_ref = :r"), {"r": reference}
         ).rowcount
