@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -10,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from failspec.harness import embedded, waiting
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = ROOT / "tests" / "fixtures" / "features"
@@ -84,3 +88,26 @@ def test_a_run_that_selects_no_scenario_is_not_green(server):
     )  # fmt: skip
     assert done.returncode != 0
     assert "no scenario ran" in done.stdout + done.stderr
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_run_stops_its_server_and_leaves_nothing(sig, tmp_path):
+    marker = tmp_path / "server.json"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "behave", str(ROOT / "tests" / "fixtures" / "interrupt"),
+         "-D", "backend=embedded", "--no-junit", "-f", "plain"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "FAILSPEC_TEST_MARKER": str(marker)},
+    )  # fmt: skip
+    try:
+        waiting.until(lambda: marker.exists() and marker.read_text(), timeout=60, what="start")
+        server = json.loads(marker.read_text())
+        run.send_signal(sig)
+        output, _ = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode != 0, output
+    assert not embedded._pid_alive(server["pid"]) or embedded._is_zombie(server["pid"])
+    assert not Path(server["base"]).exists()
