@@ -40,12 +40,14 @@ DIR_PREFIX = "failspec-pg-"
 OWNER_FILE = "owner.json"
 EXE = ".exe" if os.name == "nt" else ""
 
-# Settings suited to tests: durability traded for speed (a crash-test wants committed data to
-# survive a crash of the server process, which fsync=off still gives: only an OS crash loses it).
+# Settings suited to tests. fsync=off trades durability against an OS crash for speed;
+# a crash of the server process still loses nothing committed, because each commit's WAL
+# is written to the OS before the commit returns. So synchronous_commit stays on: with it
+# off, a commit could return while its WAL is still in the server's memory, and a crash
+# scenario would lose committed payments (docs: "Asynchronous Commit").
 TEST_SETTINGS = {
     "listen_addresses": "127.0.0.1",
     "fsync": "off",
-    "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "100",
     "lc_messages": "C",
@@ -273,6 +275,23 @@ def _is_zombie(pid: int) -> bool:
         return False
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (PostgreSQL's backends and workers)."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        found = []
+        for stat in proc.glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the process ended while we looked
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+        return found
+    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
+    return [int(word) for word in done.stdout.split()]
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -469,6 +488,8 @@ class EmbeddedPostgres:
         """Stop the server (``fast``: SIGINT, ``immediate``: SIGQUIT, ``kill``: SIGKILL)."""
         sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT, "kill": signal.SIGKILL}[mode]
         if self.process is not None:
+            with contextlib.suppress(OSError):
+                self.resume()  # a paused server cannot act on the signal
             _stop_pid(self.process.pid, sig, deadline=10.0)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
@@ -476,6 +497,32 @@ class EmbeddedPostgres:
         if remove and self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+
+    # -- server control: the process-level faults a scenario can inflict ------------
+
+    def crash(self) -> None:
+        """An immediate shutdown (pg_ctl stop -m immediate): no checkpoint, so the next
+        start runs crash recovery."""
+        self.stop(mode="immediate", remove=False)
+
+    def restart(self) -> None:
+        """Start again on the same data and port; a running server is stopped first."""
+        if self.process is not None:
+            self.stop(mode="fast", remove=False)
+        self._spawn_and_wait()
+
+    def pause(self) -> None:
+        """SIGSTOP the postmaster (so it forks nothing new), then every server process."""
+        for pid in self._server_pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in reversed(self._server_pids()):
+            os.kill(pid, signal.SIGCONT)
+
+    def _server_pids(self) -> list[int]:
+        assert self.process is not None, "the server is not running"
+        return [self.process.pid, *_children(self.process.pid)]
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from failspec.harness import embedded
+from failspec.harness import embedded, waiting
 from failspec.harness.errors import SetupError
 from failspec.harness.outcomes import condition_of, first_line
 from failspec.harness.settings import Settings
@@ -56,8 +56,18 @@ class Endpoint:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
+class NoServerControl(Exception):
+    """The backend does not control the server process (an existing server by URL)."""
+
+
 class Server:
-    """A running server the suite may use. Subclasses start and stop it."""
+    """A running server the suite may use. Subclasses start, stop and control it.
+
+    Server control (``crash``, ``restart``, ``pause``, ``resume``) is one interface for
+    every backend that runs its own server. After a restart the server's address may
+    change (a container gets a new host port): every engine made by :meth:`engine` or
+    :meth:`follow` connects to the address of the moment, so callers never notice.
+    """
 
     backend = "?"
     #: Whether the harness controls the server process (crash, restart, pause).
@@ -73,7 +83,39 @@ class Server:
         """An engine on the suite's database as its own role (the caller disposes of it)."""
         connect_args = {"connect_timeout": max(2, round(self.connect_timeout))}
         connect_args.update(kwargs.pop("connect_args", {}))  # type: ignore[arg-type]
-        return sa.create_engine(self.endpoint.url(), connect_args=connect_args, **kwargs)
+        return self.follow(
+            sa.create_engine(self.endpoint.url(), connect_args=connect_args, **kwargs)
+        )
+
+    def follow(self, engine: Engine) -> Engine:
+        """Make ``engine`` connect to wherever the server is at each new connection."""
+
+        @sa.event.listens_for(engine, "do_connect")
+        def to_current_address(dialect, record, cargs, cparams):  # type: ignore[no-untyped-def]
+            cparams["host"], cparams["port"] = self.endpoint.host, self.endpoint.port
+
+        return engine
+
+    # -- server control -------------------------------------------------------------
+
+    def crash(self) -> None:
+        """End the server abruptly, as a power cut to its processes would (no shutdown)."""
+        raise NoServerControl(self.backend)
+
+    def restart(self) -> None:
+        """Start the server again (after a crash, or stop and start a running one) and
+        return once it accepts connections."""
+        raise NoServerControl(self.backend)
+
+    def pause(self) -> None:
+        """Freeze every server process: connections stay open, nothing answers."""
+        raise NoServerControl(self.backend)
+
+    def resume(self) -> None:
+        """Let a paused server run on."""
+        raise NoServerControl(self.backend)
+
+    # --------------------------------------------------------------------------------
 
     def check(self) -> None:
         """Connect once, read the version, and check the role may create schemas."""
@@ -102,10 +144,13 @@ class Server:
     def demands_password(self) -> bool:
         """Whether the server refuses a wrong password (a 'trust' server accepts anything)."""
         if self._demands_password is None:
-            engine = sa.create_engine(
-                self.endpoint.url(password=secrets.token_hex(8)), poolclass=sa.pool.NullPool,
-                connect_args={"connect_timeout": max(2, round(self.connect_timeout))},
-            )  # fmt: skip
+            engine = self.follow(
+                sa.create_engine(
+                    self.endpoint.url(password=secrets.token_hex(8)),
+                    poolclass=sa.pool.NullPool,
+                    connect_args={"connect_timeout": max(2, round(self.connect_timeout))},
+                )
+            )
             try:
                 with engine.connect():
                     self._demands_password = False
@@ -169,6 +214,18 @@ class EmbeddedServer(Server):
         )  # fmt: skip
         return f"{super().banner()} binaries={self.pg.bin_dir}{reaped}"
 
+    def crash(self) -> None:
+        self.pg.crash()
+
+    def restart(self) -> None:
+        self.pg.restart()
+
+    def pause(self) -> None:
+        self.pg.pause()
+
+    def resume(self) -> None:
+        self.pg.resume()
+
     def stop(self) -> None:
         self.pg.stop()
 
@@ -181,51 +238,111 @@ class DockerServer(Server):
     controllable = True
 
     def __init__(self, settings: Settings) -> None:
+        import docker
         import docker.errors
-        from testcontainers.community.postgres import PostgresContainer
+
+        from failspec.harness import container as tc
 
         self.image = settings.pg_image
-        password = secrets.token_urlsafe(18)
         try:
-            container = PostgresContainer(
-                self.image, username="failspec", password=password, dbname="failspec"
-            )
+            client = docker.from_env(timeout=10)
+            client.ping()
         except docker.errors.DockerException as error:
             raise SetupError(
                 f"backend=docker but no Docker daemon answers ({_short(error)}): start Docker, "
                 "or use -D backend=embedded"
             ) from None
-        settings_args = " ".join(
-            f"-c {k}={v}" for k, v in embedded.TEST_SETTINGS.items() if k != "listen_addresses"
-        )
-        self.container = container.with_command(f"postgres {settings_args}")
+        try:
+            #: Containers left by earlier runs that died (SIGKILL), removed now.
+            self.reaped = tc.reap_stale_containers(client)
+            tc.use_ryuk_only_if_present(client)
+            if not tc.image_present(client, self.image):
+                try:
+                    client.images.pull(self.image)
+                except docker.errors.DockerException as error:
+                    raise SetupError(
+                        f"image {self.image!r} is not on this machine and cannot be pulled "
+                        f"({_short(error)}): build one with tools/offline-postgres-image/"
+                        "build.py and pass it as -D pg_image=..."
+                    ) from None
+        finally:
+            client.close()
+        password = secrets.token_urlsafe(18)
+        args = ["postgres"]
+        for name, value in embedded.TEST_SETTINGS.items():
+            if name != "listen_addresses":  # the image listens on all of the container's
+                args += ["-c", f"{name}={value}"]
+        self.container = (
+            tc.FailFastPostgresContainer(
+                self.image, username="failspec", password=password, dbname="failspec",
+                ready_timeout=settings.seconds(60),
+            )
+            .with_command(args)
+            .with_kwargs(labels=tc.owner_label())
+        )  # fmt: skip
         try:
             self.container.start()
-        except Exception as error:  # testcontainers raises many kinds; all mean "not started"
-            logs = self._container_logs()
+        except SetupError:
+            self.stop()
+            raise
+        except tc.ContainerExited as exited:
             self.stop()
             raise SetupError(
-                f"the PostgreSQL container from image {self.image!r} did not start "
-                f"({_short(error)}){': ' + logs if logs else ''}"
+                f"the container from image {self.image!r} exited before it was ready: {exited}"
             ) from None
+        except Exception as error:  # testcontainers raises many kinds; all mean "not started"
+            logs = self.container.log_tail()
+            self.stop()
+            raise SetupError(
+                f"the container from image {self.image!r} did not start ({_short(error)}): {logs}"
+            ) from None
+        atexit.register(self.stop)  # a crash of the harness must not leave it running
         super().__init__(
-            Endpoint(self.container.get_container_host_ip(),
-                     int(self.container.get_exposed_port(5432)), "failspec", password, "failspec"),
+            Endpoint(self.container.get_container_host_ip(), self.container.mapped_port(),
+                     "failspec", password, "failspec"),
             settings.seconds(5),
         )  # fmt: skip
 
     def banner(self) -> str:
-        return f"{super().banner()} image={self.image}"
+        reaped = (
+            f" (removed {len(self.reaped)} container(s) an earlier run left behind)"
+            if self.reaped else ""
+        )  # fmt: skip
+        return f"{super().banner()} image={self.image}{reaped}"
 
-    def _container_logs(self, lines: int = 5) -> str:
-        with contextlib.suppress(Exception):
-            out, err = self.container.get_logs()
-            text = (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
-            return " | ".join(text.strip().splitlines()[-lines:])
-        return ""
+    def crash(self) -> None:
+        self.container.get_wrapped_container().kill()  # SIGKILL to the server, no shutdown
+        self._wait_status("exited")
+
+    def restart(self) -> None:
+        wrapped = self.container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status == "running":
+            wrapped.restart(timeout=10)  # SIGINT (the image's STOPSIGNAL), then start
+        else:
+            wrapped.start()
+        self.container.wait_ready()
+        self.endpoint = replace(self.endpoint, port=self.container.mapped_port())
+
+    def pause(self) -> None:
+        self.container.get_wrapped_container().pause()
+        self._wait_status("paused")
+
+    def resume(self) -> None:
+        self.container.get_wrapped_container().unpause()
+        self._wait_status("running")
+
+    def _wait_status(self, status: str) -> None:
+        wrapped = self.container.get_wrapped_container()
+
+        def reached() -> bool:
+            wrapped.reload()
+            return wrapped.status == status
+
+        waiting.until(reached, timeout=30, what=f"container {status}", interval=0.02)
 
     def log_tail(self, lines: int = 20) -> str:
-        return self._container_logs(lines)
+        return self.container.log_tail(lines)
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):

@@ -181,6 +181,9 @@ class Workspace:
         connect_args = self.connect_args()
         connect_args.update(kwargs.pop("connect_args", {}))
         engine = sa.create_engine(url or self.url(), connect_args=connect_args, **kwargs)
+        endpoint = self.run.server.endpoint
+        if url is None or (url.host, url.port) == (endpoint.host, endpoint.port):
+            self.run.server.follow(engine)  # an engine for the server follows it on restart
         self._engines.append(engine)
         return engine
 

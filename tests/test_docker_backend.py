@@ -1,0 +1,87 @@
+"""The docker backend's bad input: one clear line, fast, and no container left behind.
+
+Needs a Docker daemon and the PostgreSQL image named by FAILSPEC_PG_IMAGE (built by
+tools/offline-postgres-image/build.py); skipped with the reason otherwise, except
+under CI, where their absence is a failure.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from failspec.harness import servers
+from failspec.harness.container import OWNER_LABEL
+from failspec.harness.errors import SetupError
+from failspec.harness.settings import Settings
+
+docker = pytest.importorskip("docker")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[docker.DockerClient]:
+    if not servers.docker_answers() or not os.environ.get("FAILSPEC_PG_IMAGE"):
+        reason = "no Docker daemon answers, or FAILSPEC_PG_IMAGE is not set"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must test the docker backend")
+        pytest.skip(reason)
+    the_client = docker.from_env()
+    yield the_client
+    the_client.close()
+
+
+def ours(client) -> list:
+    return client.containers.list(all=True, filters={"label": OWNER_LABEL})
+
+
+def test_an_image_that_is_not_here_and_cannot_be_pulled_is_one_clear_line(client):
+    started = time.monotonic()
+    with pytest.raises(SetupError) as caught:
+        servers.start(Settings(backend="docker", pg_image="failspec/no-such-image:0"))
+    message = str(caught.value)
+    assert "failspec/no-such-image:0" in message
+    assert "tools/offline-postgres-image/build.py" in message
+    assert "\n" not in message
+    assert time.monotonic() - started < 10
+    assert ours(client) == []
+
+
+def test_a_container_that_dies_before_it_is_ready_shows_its_last_words(client):
+    dockerfile = (
+        f"FROM {os.environ['FAILSPEC_PG_IMAGE']}\n"
+        'ENTRYPOINT ["/bin/sh", "-c", "echo broken on purpose >&2; exit 3"]\n'
+    )
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="failspec/broken:test")
+    try:
+        started = time.monotonic()
+        with pytest.raises(SetupError, match=r"failspec/broken:test.*broken on purpose"):
+            servers.start(Settings(backend="docker", pg_image="failspec/broken:test"))
+        assert time.monotonic() - started < 10
+        assert ours(client) == []
+    finally:
+        client.images.remove("failspec/broken:test", force=True)
+
+
+def test_a_container_left_by_a_killed_run_is_removed_by_the_next_start(client):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    label = {"host": socket.gethostname(), "pid": int(gone.stdout), "started": "1"}
+    orphan = client.containers.create(
+        os.environ["FAILSPEC_PG_IMAGE"], labels={OWNER_LABEL: json.dumps(label)}
+    )
+    server = servers.start(Settings(backend="docker", pg_image=os.environ["FAILSPEC_PG_IMAGE"]))
+    try:
+        assert orphan.short_id in server.reaped
+        assert "left behind" in server.banner()
+        assert [c.id for c in ours(client)] == [server.container.get_wrapped_container().id]
+    finally:
+        server.stop()
+    assert ours(client) == []
