@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -24,3 +25,34 @@ def run(server: Server) -> Iterator[Run]:
     the_run = Run(server)
     yield the_run
     the_run.close()
+
+
+@pytest.fixture(scope="session")
+def docker_image() -> str:
+    """The PostgreSQL image for docker-backend tests: FAILSPEC_PG_IMAGE, else the default.
+
+    Skipped (with the reason) without a daemon or without the image on this machine;
+    under CI, where the docker backend must be tested, that is a failure instead.
+    """
+    image = os.environ.get("FAILSPEC_PG_IMAGE") or Settings().pg_image
+    reason = None
+    if not servers.docker_answers():
+        reason = "no Docker daemon answers"
+    else:
+        import docker
+
+        client = docker.from_env()
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            reason = (
+                f"image {image!r} is not on this machine: build one with "
+                "tools/offline-postgres-image/build.py and set FAILSPEC_PG_IMAGE"
+            )
+        finally:
+            client.close()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: CI must test the docker backend")
+        pytest.skip(reason)
+    return image

@@ -1,15 +1,13 @@
 """The docker backend's bad input: one clear line, fast, and no container left behind.
 
-Needs a Docker daemon and the PostgreSQL image named by FAILSPEC_PG_IMAGE (built by
-tools/offline-postgres-image/build.py); skipped with the reason otherwise, except
-under CI, where their absence is a failure.
+Needs a Docker daemon and a PostgreSQL image (see the docker_image fixture in
+conftest.py).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -27,12 +25,7 @@ docker = pytest.importorskip("docker")
 
 
 @pytest.fixture(scope="module")
-def client() -> Iterator[docker.DockerClient]:
-    if not servers.docker_answers() or not os.environ.get("FAILSPEC_PG_IMAGE"):
-        reason = "no Docker daemon answers, or FAILSPEC_PG_IMAGE is not set"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI must test the docker backend")
-        pytest.skip(reason)
+def client(docker_image) -> Iterator[docker.DockerClient]:
     the_client = docker.from_env()
     yield the_client
     the_client.close()
@@ -54,10 +47,10 @@ def test_an_image_that_is_not_here_and_cannot_be_pulled_is_one_clear_line(client
     assert ours(client) == []
 
 
-def test_a_container_that_dies_before_it_is_ready_shows_its_last_words(client):
+def test_a_container_that_dies_before_it_is_ready_shows_its_last_words(client, docker_image):
+    image = docker_image
     dockerfile = (
-        f"FROM {os.environ['FAILSPEC_PG_IMAGE']}\n"
-        'ENTRYPOINT ["/bin/sh", "-c", "echo broken on purpose >&2; exit 3"]\n'
+        f'FROM {image}\nENTRYPOINT ["/bin/sh", "-c", "echo broken on purpose >&2; exit 3"]\n'
     )
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="failspec/broken:test")
     try:
@@ -70,14 +63,13 @@ def test_a_container_that_dies_before_it_is_ready_shows_its_last_words(client):
         client.images.remove("failspec/broken:test", force=True)
 
 
-def test_a_container_left_by_a_killed_run_is_removed_by_the_next_start(client):
+def test_a_container_left_by_a_killed_run_is_removed_by_the_next_start(client, docker_image):
+    image = docker_image
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)  # fmt: skip
     label = {"host": socket.gethostname(), "pid": int(gone.stdout), "started": "1"}
-    orphan = client.containers.create(
-        os.environ["FAILSPEC_PG_IMAGE"], labels={OWNER_LABEL: json.dumps(label)}
-    )
-    server = servers.start(Settings(backend="docker", pg_image=os.environ["FAILSPEC_PG_IMAGE"]))
+    orphan = client.containers.create(image, labels={OWNER_LABEL: json.dumps(label)})
+    server = servers.start(Settings(backend="docker", pg_image=image))
     try:
         assert orphan.short_id in server.reaped
         assert "left behind" in server.banner()

@@ -2,13 +2,8 @@ import psycopg2
 import pytest
 import sqlalchemy.exc
 
-from failspec.harness.outcomes import (
-    CONDITION_NAMES,
-    Outcome,
-    capture,
-    condition_of,
-    is_known_condition,
-)
+from failspec.conditions import CONDITION_NAMES, condition_of, is_known_condition
+from failspec.harness.outcomes import Outcome, capture
 
 
 class FakeServerError(psycopg2.Error):

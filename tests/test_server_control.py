@@ -1,14 +1,12 @@
 """Server control on every backend that runs its own server: crash, restart, pause.
 
-The docker backend needs a Docker daemon and a PostgreSQL image (FAILSPEC_PG_IMAGE, as
-built by tools/offline-postgres-image/build.py). Without them these tests are skipped
-with the reason, except under CI, where a missing daemon is a failure.
+The docker backend needs a Docker daemon and a PostgreSQL image (see the docker_image
+fixture in conftest.py).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -23,12 +21,10 @@ pytestmark = pytest.mark.server
 
 @pytest.fixture(scope="module", params=["embedded", "docker"])
 def controlled(request) -> Iterator[Server]:
-    if request.param == "docker" and not servers.docker_answers():
-        reason = "no Docker daemon answers"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}: CI must test the docker backend")
-        pytest.skip(reason)
-    settings = Settings.from_sources({"backend": request.param}, os.environ)
+    if request.param == "docker":
+        settings = Settings(backend="docker", pg_image=request.getfixturevalue("docker_image"))
+    else:
+        settings = Settings(backend="embedded")
     server = servers.start(settings)
     yield server
     server.stop()

@@ -8,12 +8,12 @@ from hamcrest import assert_that, equal_to, has_item, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.outcomes import capture
-from failspec.ledger import SAMPLE_PAYMENTS
+from failspec.ledger import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS, Payment, Transfer
 
 
 @given("the ledger holds the sample payments")
 def step_seed(context):
-    context.audit.seed(SAMPLE_PAYMENTS)
+    context.audit.seed(SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS)
     context.audit.take_baseline()
 
 
@@ -70,3 +70,52 @@ def _update_committed(context, sql, **params):
             assert conn.execute(sa.text(sql), params).rowcount == 1
 
     return capture("update a committed payment", update)
+
+
+@then("no balance has changed")
+def step_balances_unchanged(context):
+    assert_that(context.audit.balances(), equal_to(context.audit.baseline_balances))
+
+
+@then("the balance of {account:Account} is {amount:Money}")
+def step_balance_is(context, account, amount):
+    assert_that(context.audit.balances()[account], equal_to(amount))
+
+
+@then("the total of all balances is unchanged")
+def step_total_unchanged(context):
+    assert_that(context.audit.fingerprint().total, equal_to(context.audit.baseline.total))
+
+
+@then("exactly one operation has the reference {reference:Reference}")
+def step_one_operation(context, reference):
+    assert_that(context.audit.operations_with(reference), equal_to(1))
+
+
+# -- attempts that break a rule of the ledger, each in a transaction of its own
+
+ATTEMPTS = {
+    "a payment reusing the reference of a committed one": ("record", ("dave", "40.00", "ref-001")),
+    "a payment to an account that does not exist": ("record", ("nobody", "40.00", "ref-201")),
+    "a payment of zero": ("record", ("dave", "0.00", "ref-202")),
+    "a payment that names no account": ("record", (None, "40.00", "ref-203")),
+    "a transfer of more than the source account holds": (
+        "transfer",
+        ("carol", "dave", "500.00", "ref-204"),
+    ),
+}
+
+
+@when("the application attempts {attempt}")
+def step_attempt(context, attempt):
+    kind, args = ATTEMPTS[attempt]
+    ledger = context.app.ledger
+    if kind == "record":
+        account, amount, reference = args
+        payment = Payment(account, Decimal(amount), reference)
+        work = lambda conn: ledger.record(conn, payment)  # noqa: E731
+    else:
+        source, target, amount, reference = args
+        transfer = Transfer(source, target, Decimal(amount), reference)
+        work = lambda conn: ledger.move(conn, transfer)  # noqa: E731
+    context.outcome = context.app.session.run_alone(attempt, work)

@@ -7,6 +7,7 @@ import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter ty
 from failspec.harness.matchers import (
     fails_with,
     message_mentions,
+    names_violated,
     reports_connection_invalidated,
     succeeds,
 )
@@ -15,6 +16,13 @@ from failspec.harness.matchers import (
 @then("it fails with {condition:Condition}")
 def step_fails_with(context, condition):
     assert_that(context.outcome, fails_with(condition))
+
+
+@then("it fails with {condition:Condition} naming {rule}")
+def step_fails_naming(context, condition, rule):
+    assert_that(context.outcome, fails_with(condition))
+    assert_that(context.outcome, names_violated(rule))
+    assert_that(context.outcome, message_mentions(rule))
 
 
 @then("it succeeds")

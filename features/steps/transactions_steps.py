@@ -3,13 +3,13 @@
 from decimal import Decimal
 
 import sqlalchemy as sa
-from behave import given, when
-from hamcrest import assert_that, is_not
+from behave import given, then, when
+from hamcrest import assert_that, equal_to, has_item, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import succeeds
 from failspec.harness.outcomes import capture
-from failspec.ledger import Payment
+from failspec.ledger import Ledger, Payment, Rejection
 
 BATCH_ACCOUNTS = ("dave", "erin", "frank", "grace")
 
@@ -167,3 +167,67 @@ def step_cut_off(context):
     step_mark_all(context)
     context.app.end_connection()
     context.outcome = context.app.session.commit()
+
+
+# -- savepoints and imports
+
+
+@when("the application records a payment of {amount:Money} for {account:Account} under a savepoint")
+def step_record_under_savepoint(context, amount, account):
+    payment = Payment(account, amount, f"ref-{account}")
+    context.outcome = context.app.session.run(
+        f"record {payment} under a savepoint",
+        lambda conn: Ledger.record_under_savepoint(conn, payment),
+    )
+
+
+@given("the application has set a savepoint")
+def step_savepoint(context):
+    assert_that(context.app.session.savepoint(), succeeds())
+
+
+@when("the application releases the savepoint")
+def step_release(context):
+    context.outcome = context.app.session.release_savepoint()
+
+
+@when("the application rolls back to the savepoint")
+def step_rollback_to_savepoint(context):
+    context.outcome = context.app.session.rollback_to_savepoint()
+
+
+def _rows(context):
+    return [Payment(r["account"], Decimal(r["amount"]), r["reference"]) for r in context.table]
+
+
+@when("the application imports these payments all or nothing:")
+def step_import_all(context):
+    rows = _rows(context)
+    context.outcome = capture(
+        "import all or nothing", lambda: context.app.ledger.import_payments(rows, per_row=False)
+    )
+
+
+@when("the application imports these payments row by row:")
+def step_import_rows(context):
+    rows = _rows(context)
+    context.outcome = capture(
+        "import row by row", lambda: context.app.ledger.import_payments(rows, per_row=True)
+    )
+
+
+@then("the failure says it was row {number:d} ({reference:Reference})")
+def step_failure_row(context, number, reference):
+    notes = getattr(context.outcome.error, "__notes__", [])
+    assert_that(notes, has_item(f"row {number} ({reference}) of the import"))
+
+
+@then("the import took {references}")
+def step_import_took(context, references):
+    assert_that(context.outcome.value.imported, equal_to(references.split(", ")))
+
+
+@then("the import refused these rows:")
+def step_import_refused(context):
+    expected = [Rejection(r["reference"], r["condition"], r["reason"]) for r in context.table]
+    assert_that(context.outcome.value.rejected, equal_to(expected))

@@ -7,15 +7,19 @@ through the auditor's connection, so the application's pool starts each scenario
 
 from __future__ import annotations
 
+import contextlib
+import random
 from typing import Any
 
+import psycopg2
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.sessions import DbSession, Sessions
 from failspec.harness.workspace import Workspace
-from failspec.ledger import Ledger
+from failspec.ledger import Ledger, RetryPolicy
 
 
 class Application:
@@ -38,6 +42,15 @@ class Application:
         self.ended_pid: int | None = None
         #: The connect timeout (s) the application sets; None keeps the harness's default.
         self.connect_timeout: int | None = None
+        #: The ledger's retry policy. Its waits are recorded, not slept: the failures a
+        #: scenario injects are deterministic, and the figures are what is specified.
+        self.waits: list[float] = []
+        self.retry = RetryPolicy(sleep=self.waits.append, rng=random.Random(20261125))
+        #: Interruptions armed for the ledger's next operation (see Ledger.interruptions).
+        self.interruptions: dict[str, Any] = {}
+        self._orm: Session | None = None
+        self._unit_session: Session | None = None
+        self._units = contextlib.ExitStack()
 
     def use_pool(self, **options: Any) -> None:
         if self._engine is not None:
@@ -58,15 +71,69 @@ class Application:
         """Have the server end the connection the application holds or used last, and wait
         until its server process is gone (as after an administrator's pg_terminate_backend).
         """
-        pid = self.session.backend_pid if self.session.is_open() else self.last_backend_pid
+        pid = self._current_backend_pid()
         assert pid is not None, "the application has not used a connection yet"
         assert self.workspace.terminate(pid), f"server process {pid} was not there to end"
         self.ended_pid = pid
         return pid
 
+    def _current_backend_pid(self) -> int | None:
+        """The server process of the connection the application is working on now."""
+        for orm in (self._unit_session, self._orm):
+            if orm is not None and orm.in_transaction():
+                return orm.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        return self.session.backend_pid if self.session.is_open() else self.last_backend_pid
+
     @property
     def ledger(self) -> Ledger:
-        return Ledger(self.engine)
+        ledger = Ledger(self.engine, retry=self.retry)
+        ledger.interruptions = self.interruptions
+        return ledger
+
+    # -- faults inside the ledger's operations ------------------------------------------
+
+    def lose_connection_between_transfer_legs(self) -> None:
+        """The next transfer's connection is ended by the server after its debit leg."""
+
+        def end_it(conn: Connection | None) -> None:
+            del self.interruptions["between transfer legs"]  # once
+            assert conn is not None
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            assert self.workspace.terminate(pid)
+            self.ended_pid = pid
+
+        self.interruptions["between transfer legs"] = end_it
+
+    def lose_reply_to_next_commit(self) -> None:
+        """The next operation commits, but the reply never reaches the application: it sees
+        the error a connection lost during COMMIT gives."""
+
+        def lose_it(conn: Connection | None) -> None:
+            del self.interruptions["after commit"]  # once
+            raise sa.exc.OperationalError(
+                "COMMIT", None,
+                psycopg2.OperationalError("server closed the connection unexpectedly"),
+                connection_invalidated=True,
+            )  # fmt: skip
+
+        self.interruptions["after commit"] = lose_it
+
+    # -- the ORM ---------------------------------------------------------------------
+
+    @property
+    def orm(self) -> Session:
+        """The application's ORM session (one per scenario)."""
+        if self._orm is None:
+            self._orm = Session(self.engine)
+        return self._orm
+
+    def start_unit_of_work(self) -> Session:
+        """Open the ledger's unit of work; it ends at :meth:`finish_unit_of_work`."""
+        self._unit_session = self._units.enter_context(self.ledger.unit_of_work())
+        return self._unit_session
+
+    def finish_unit_of_work(self) -> Outcome:
+        return capture("commit the unit of work", self._units.close)
 
     def read_through_pool(self) -> Outcome:
         """Check a connection out of the pool, read the ledger, and check it back in."""
@@ -108,4 +175,9 @@ class Application:
         return self.engine.pool.checkedout() if self._engine is not None else 0  # type: ignore[attr-defined]
 
     def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._units.close()
+        if self._orm is not None:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                self._orm.close()
         self.sessions.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 
+import sqlalchemy as sa
 from hamcrest import assert_that, equal_to
 
 from failspec.harness.workspace import Workspace
@@ -20,11 +22,17 @@ class Auditor:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.baseline: Fingerprint | None = None
+        self.baseline_balances: dict[str, Decimal] | None = None
 
-    def seed(self, payments: Iterable[Payment]) -> None:
+    def seed(self, accounts: Iterable[str], payments: Iterable[Payment]) -> None:
         with self.workspace.observe() as conn:
+            Ledger.open_accounts(conn, accounts)
             Ledger.seed(conn, payments)
             conn.commit()
+
+    def balances(self) -> dict[str, Decimal]:
+        with self.workspace.observe() as conn:
+            return Ledger.balances(conn)
 
     def fingerprint(self) -> Fingerprint:
         with self.workspace.observe() as conn:
@@ -34,8 +42,16 @@ class Auditor:
         with self.workspace.observe() as conn:
             return Ledger.payments(conn)
 
+    def operations_with(self, reference: str) -> int:
+        with self.workspace.observe() as conn:
+            return conn.execute(
+                sa.text("SELECT count(*) FROM transactions WHERE client_ref = :r"),
+                {"r": reference},
+            ).scalar_one()
+
     def take_baseline(self) -> Fingerprint:
         self.baseline = self.fingerprint()
+        self.baseline_balances = self.balances()
         return self.baseline
 
     def assert_unchanged(self, when: str = "") -> None:

@@ -513,12 +513,16 @@ class EmbeddedPostgres:
 
     def pause(self) -> None:
         """SIGSTOP the postmaster (so it forks nothing new), then every server process."""
-        for pid in self._server_pids():
-            os.kill(pid, signal.SIGSTOP)
+        self._signal_all(signal.SIGSTOP)
 
     def resume(self) -> None:
-        for pid in reversed(self._server_pids()):
-            os.kill(pid, signal.SIGCONT)
+        self._signal_all(signal.SIGCONT)
+
+    def _signal_all(self, sig: signal.Signals) -> None:
+        for pid in self._server_pids():
+            # A backend may exit between being listed and being signalled.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def _server_pids(self) -> list[int]:
         assert self.process is not None, "the server is not running"

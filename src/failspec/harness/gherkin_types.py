@@ -7,7 +7,7 @@ from decimal import Decimal
 import parse
 from behave import register_type
 
-from failspec.harness.outcomes import is_known_condition
+from failspec.conditions import is_known_condition
 from failspec.ledger.mistakes import MISTAKES, Mistake
 
 

@@ -35,7 +35,7 @@ PASSWORD_AUTH = "password-auth"
 
 def before_all(context: Any) -> None:
     _stop_on_sigterm()
-    if not context.config.log_capture:
+    if not context.config.capture_log:
         context.config.setup_logging()  # otherwise behave's log capture shows it on failure
     try:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)

@@ -7,7 +7,8 @@ from typing import Any
 from hamcrest.core.base_matcher import BaseMatcher
 from hamcrest.core.description import Description
 
-from failspec.harness.outcomes import Outcome, first_line
+from failspec.conditions import first_line
+from failspec.harness.outcomes import Outcome
 
 
 class _OutcomeMatcher(BaseMatcher[Outcome]):
@@ -62,6 +63,29 @@ class MessageMentions(_OutcomeMatcher):
             super().describe_mismatch(item, mismatch_description)
 
 
+class NamesViolated(_OutcomeMatcher):
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+
+    def _matches(self, item: Any) -> bool:
+        return isinstance(item, Outcome) and self.rule in (
+            item.violated_constraint,
+            item.violated_column,
+        )
+
+    def describe_to(self, description: Description) -> None:
+        description.append_text(f"an error the server reports as breaking {self.rule!r}")
+
+    def describe_mismatch(self, item: Any, mismatch_description: Description) -> None:
+        if isinstance(item, Outcome) and item.error is not None:
+            mismatch_description.append_text(
+                f"the server named constraint {item.violated_constraint!r}, "
+                f"column {item.violated_column!r}"
+            )
+        else:
+            super().describe_mismatch(item, mismatch_description)
+
+
 def fails_with(condition: str) -> FailsWith:
     """Matches an outcome that failed with the named PostgreSQL (or client) condition."""
     return FailsWith(condition)
@@ -80,3 +104,8 @@ def reports_connection_invalidated() -> Invalidated:
 def message_mentions(text: str) -> MessageMentions:
     """Matches an outcome whose error message contains ``text``."""
     return MessageMentions(text)
+
+
+def names_violated(rule: str) -> NamesViolated:
+    """Matches an error whose server diagnostics name the constraint (or column) broken."""
+    return NamesViolated(rule)

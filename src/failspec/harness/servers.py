@@ -15,9 +15,9 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
+from failspec.conditions import condition_of, first_line
 from failspec.harness import embedded, waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.outcomes import condition_of, first_line
 from failspec.harness.settings import Settings
 
 DIALECT = "postgresql+psycopg2"

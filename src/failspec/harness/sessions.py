@@ -24,6 +24,7 @@ class DbSession:
         self.engine = engine
         self._conn: Connection | None = None
         self.backend_pid: int | None = None
+        self._savepoints: list[Any] = []
 
     @property
     def conn(self) -> Connection:
@@ -55,6 +56,18 @@ class DbSession:
                 return fn(conn)
 
         return self.run(action, go)
+
+    def savepoint(self) -> Outcome:
+        def set_it(conn: Connection) -> None:
+            self._savepoints.append(conn.begin_nested())
+
+        return self.run("savepoint", set_it)
+
+    def release_savepoint(self) -> Outcome:
+        return self.run("release savepoint", lambda conn: self._savepoints.pop().commit())
+
+    def rollback_to_savepoint(self) -> Outcome:
+        return self.run("rollback to savepoint", lambda conn: self._savepoints.pop().rollback())
 
     def begin(self) -> Outcome:
         return self.run("begin", lambda conn: conn.begin() and None)

@@ -1,10 +1,34 @@
-"""The system under specification: a ledger of payments in PostgreSQL.
+"""The system under specification: a ledger of payments and transfers in PostgreSQL.
 
 Swap in your own data layer by giving the steps an object with the same operations
 (see README: "Pointing the specification at your own data layer").
 """
 
-from failspec.ledger.ledger import Fingerprint, Ledger, Payment
-from failspec.ledger.sample import SAMPLE_PAYMENTS
+from failspec.ledger.errors import ReferenceConflict, UnknownAccount
+from failspec.ledger.ledger import (
+    Fingerprint,
+    ImportReport,
+    Ledger,
+    Payment,
+    Receipt,
+    Rejection,
+    Transfer,
+)
+from failspec.ledger.retry import RetryPolicy, is_transient
+from failspec.ledger.sample import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS
 
-__all__ = ["SAMPLE_PAYMENTS", "Fingerprint", "Ledger", "Payment"]
+__all__ = [
+    "SAMPLE_ACCOUNTS",
+    "SAMPLE_PAYMENTS",
+    "Fingerprint",
+    "ImportReport",
+    "Ledger",
+    "Payment",
+    "Receipt",
+    "ReferenceConflict",
+    "Rejection",
+    "RetryPolicy",
+    "Transfer",
+    "UnknownAccount",
+    "is_transient",
+]

@@ -1,25 +1,42 @@
-"""Ledger operations: what the application does with payments.
+"""Ledger operations: what the application does with money.
 
-Operations that take part in a caller's transaction take a ``Connection``; the rest
-manage their own. Reads of *committed* state take a connection the caller chooses, so
-the specification can read through a connection that plays no part in the failure.
+Two layers:
+
+* **Primitives** take a ``Connection`` and work in the caller's transaction:
+  ``record`` (a payment), ``move`` (a transfer's two legs and its record),
+  ``set_status_of_all``, ``remove``. They guarantee nothing beyond that transaction.
+* **Operations** run in transactions of their own and are what an application should
+  call: ``pay`` and ``transfer`` are atomic, idempotent by client reference (a repeat
+  is reported as already applied, never applied twice) and retried on transient
+  failures; ``record_all`` and ``import_payments`` load batches; ``unit_of_work`` gives
+  an ORM session that commits or rolls back, always reporting the original error.
+
+Reads of *committed* state are static and take a connection the caller chooses, so the
+specification reads through a connection that plays no part in the failure.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
-from failspec.ledger.schema import TRANSACTIONS_DDL
+from failspec.conditions import condition_of, first_line, note
+from failspec.ledger.errors import ReferenceConflict, UnknownAccount
+from failspec.ledger.retry import RetryPolicy
+from failspec.ledger.schema import DDL
+
+REFERENCE_CONSTRAINT = "transactions_client_ref_key"
 
 
 @dataclass(frozen=True)
 class Payment:
-    """One payment: money for an account, identified by the client's own reference."""
+    """Money paid into an account, identified by the client's own reference."""
 
     account: str | None
     amount: Decimal
@@ -28,53 +45,160 @@ class Payment:
 
 
 @dataclass(frozen=True)
+class Transfer:
+    """Money moved from one account to another, identified by the client's reference."""
+
+    source: str
+    target: str
+    amount: Decimal
+    reference: str
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What an operation did: applied now, or found already applied (and not again)."""
+
+    reference: str
+    transaction_id: int
+    already_applied: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row an import did not take, and why."""
+
+    reference: str
+    condition: str
+    reason: str
+
+
+@dataclass
+class ImportReport:
+    imported: list[str] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Fingerprint:
-    """How many payments are committed, and a checksum over every column of every one."""
+    """Committed state in one value: the number of operations, the sum of all balances,
+    and a checksum over every column of every operation and every balance."""
 
     count: int
+    total: Decimal
     checksum: str
 
     def __str__(self) -> str:
-        return f"{self.count} payment(s), checksum {self.checksum[:12]}"
+        return (
+            f"{self.count} operation(s), balances total {self.total}, checksum {self.checksum[:12]}"
+        )
 
 
-_INSERT = sa.text(
-    "INSERT INTO transactions (account, amount, client_ref, status) "
-    "VALUES (:account, :amount, :reference, :status) RETURNING id"
+_INSERT_PAYMENT = sa.text(
+    "INSERT INTO transactions (kind, account, amount, client_ref, status) "
+    "VALUES ('payment', :account, :amount, :reference, :status) RETURNING id"
 )
-
-# Every column, in a fixed order, of every committed row, ordered by id.
+_INSERT_TRANSFER = sa.text(
+    "INSERT INTO transactions (kind, account, counterparty, amount, client_ref) "
+    "VALUES ('transfer', :source, :target, :amount, :reference) RETURNING id"
+)
+_CREDIT = sa.text("UPDATE accounts SET balance = balance + :amount WHERE name = :name")
+_DEBIT = sa.text("UPDATE accounts SET balance = balance - :amount WHERE name = :name")
+_BY_REFERENCE = sa.text(
+    "SELECT id, kind, account, counterparty, amount FROM transactions WHERE client_ref = :r"
+)
 _FINGERPRINT = sa.text(
-    "SELECT count(*), md5(coalesce(string_agg(concat_ws('|', id, account, amount, client_ref, "
-    "status, created_at), E'\\n' ORDER BY id), '')) FROM transactions"
+    "SELECT (SELECT count(*) FROM transactions),"
+    " (SELECT coalesce(sum(balance), 0) FROM accounts),"
+    " md5((SELECT coalesce(string_agg(concat_ws('|', id, kind, account, counterparty, amount,"
+    "   client_ref, status, created_at), E'\\n' ORDER BY id), '') FROM transactions)"
+    "   || '#' || (SELECT coalesce(string_agg(name || '=' || balance, ',' ORDER BY name), '')"
+    "   FROM accounts))"
 )
+
+#: A point inside an operation where a scenario may interrupt it (see Ledger.interrupt).
+Interruption = Callable[[Connection | None], None]
 
 
 class Ledger:
     """The ledger, bound to the engine the application uses."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, retry: RetryPolicy | None = None) -> None:
         self.engine = engine
+        self.retry = retry or RetryPolicy()
+        #: Named points inside operations where a scenario interrupts the work, as a
+        #: real failure would: "between transfer legs" (after the debit, before the
+        #: credit) and "after commit" (the commit happened; its reply never arrives).
+        self.interruptions: dict[str, Interruption] = {}
+
+    # -- schema and setup --------------------------------------------------------------
 
     @staticmethod
     def create_tables(conn: Connection) -> None:
-        """Create the ledger's table in the connection's schema (its search_path)."""
-        conn.execute(sa.text(TRANSACTIONS_DDL))
+        """Create the ledger's tables in the connection's schema (its search_path)."""
+        for ddl in DDL:
+            conn.execute(sa.text(ddl))
+
+    @staticmethod
+    def open_accounts(conn: Connection, names: Iterable[str]) -> None:
+        for name in names:
+            conn.execute(sa.text("INSERT INTO accounts (name) VALUES (:n)"), {"n": name})
 
     @staticmethod
     def seed(conn: Connection, payments: Iterable[Payment]) -> None:
         for payment in payments:
             Ledger.record(conn, payment)
 
+    # -- primitives: in the caller's transaction ---------------------------------------
+
     @staticmethod
     def record(conn: Connection, payment: Payment) -> int:
-        """Record one payment in the connection's current transaction; return its id."""
-        return conn.execute(_INSERT, _params(payment)).scalar_one()
+        """Record a payment and credit its account; return the operation's id."""
+        row_id = conn.execute(
+            _INSERT_PAYMENT,
+            {
+                "account": payment.account,
+                "amount": payment.amount,
+                "reference": payment.reference,
+                "status": payment.status,
+            },
+        ).scalar_one()
+        conn.execute(_CREDIT, {"amount": payment.amount, "name": payment.account})
+        return row_id
 
-    def record_all(self, payments: Iterable[Payment]) -> list[int]:
-        """Record a batch in one transaction: every payment of it, or none."""
-        with self.engine.begin() as conn:
-            return [self.record(conn, payment) for payment in payments]
+    def move(self, conn: Connection, transfer: Transfer) -> int:
+        """Debit the source, credit the target, record the transfer; return its id."""
+        amounts = {"amount": transfer.amount}
+        if conn.execute(_DEBIT, {**amounts, "name": transfer.source}).rowcount != 1:
+            raise UnknownAccount(f"no account {transfer.source!r} to debit")
+        self._interrupt("between transfer legs", conn)
+        if conn.execute(_CREDIT, {**amounts, "name": transfer.target}).rowcount != 1:
+            raise UnknownAccount(f"no account {transfer.target!r} to credit")
+        return conn.execute(
+            _INSERT_TRANSFER,
+            {**amounts, "source": transfer.source, "target": transfer.target,
+             "reference": transfer.reference},
+        ).scalar_one()  # fmt: skip
+
+    @staticmethod
+    def record_under_savepoint(conn: Connection, payment: Payment) -> int:
+        """Record a payment under a savepoint of its own: if it fails, only its own work is
+        undone (ROLLBACK TO SAVEPOINT), the error is raised, and the caller's transaction
+        can go on."""
+        with conn.begin_nested():
+            return Ledger.record(conn, payment)
+
+    @staticmethod
+    def record_or_reject(conn: Connection, payment: Payment) -> Rejection | None:
+        """:meth:`record_under_savepoint`, returning why the payment was refused, or None."""
+        try:
+            Ledger.record_under_savepoint(conn, payment)
+        except sa.exc.DBAPIError as error:
+            return Rejection(
+                payment.reference, condition_of(error) or "error",
+                _violated(error) or first_line(error),
+            )  # fmt: skip
+        return None
 
     @staticmethod
     def set_status_of_all(conn: Connection, status: str) -> int:
@@ -86,23 +210,142 @@ class Ledger:
             sa.text("DELETE FROM transactions WHERE client_ref = :r"), {"r": reference}
         ).rowcount
 
+    # -- operations: atomic, idempotent, retried ---------------------------------------
+
+    def pay(self, payment: Payment) -> Receipt:
+        same = ("payment", payment.account, None, payment.amount)
+        return self._apply(payment.reference, same, lambda conn: self.record(conn, payment))
+
+    def transfer(self, transfer: Transfer) -> Receipt:
+        same = ("transfer", transfer.source, transfer.target, transfer.amount)
+        return self._apply(transfer.reference, same, lambda conn: self.move(conn, transfer))
+
+    def _apply(
+        self, reference: str, same: tuple[object, ...], work: Callable[[Connection], int]
+    ) -> Receipt:
+        def attempt(number: int) -> Receipt:
+            try:
+                with self.engine.begin() as conn:
+                    earlier = self._already_applied(conn, reference, same, number)
+                    if earlier is not None:
+                        return earlier
+                    row_id = work(conn)
+            except sa.exc.IntegrityError as error:
+                if _constraint(error) != REFERENCE_CONSTRAINT:
+                    raise
+                # The same reference was committed by a concurrent request meanwhile.
+                with self.engine.connect() as conn:
+                    earlier = self._already_applied(conn, reference, same, number)
+                if earlier is None:
+                    raise
+                return earlier
+            self._interrupt("after commit", None)
+            return Receipt(reference, row_id, already_applied=False, attempts=number)
+
+        return self.retry.run(attempt)
+
+    @staticmethod
+    def _already_applied(
+        conn: Connection, reference: str, same: tuple[object, ...], attempt: int
+    ) -> Receipt | None:
+        row = conn.execute(_BY_REFERENCE, {"r": reference}).first()
+        if row is None:
+            return None
+        if tuple(row[1:]) != same:
+            raise ReferenceConflict(
+                f"reference {reference!r} already names another operation: {tuple(row[1:])}"
+            )
+        return Receipt(reference, row[0], already_applied=True, attempts=attempt)
+
+    def _interrupt(self, point: str, conn: Connection | None) -> None:
+        interruption = self.interruptions.get(point)
+        if interruption is not None:
+            interruption(conn)
+
+    # -- batches -----------------------------------------------------------------------
+
+    def record_all(self, payments: Iterable[Payment]) -> list[int]:
+        """Record a batch in one transaction: every payment of it, or none."""
+        with self.engine.begin() as conn:
+            return [self.record(conn, payment) for payment in payments]
+
+    def import_payments(self, payments: Iterable[Payment], *, per_row: bool) -> ImportReport:
+        """Import a file of payments in one transaction.
+
+        ``per_row=False``: all or nothing; the first invalid row fails the import, and
+        the error says which row. ``per_row=True``: each row under a savepoint of its own;
+        valid rows are committed, invalid ones are rolled back to their savepoint and
+        listed with the reason.
+        """
+        report = ImportReport()
+        with self.engine.begin() as conn:
+            for number, payment in enumerate(payments, start=1):
+                if not per_row:
+                    try:
+                        self.record(conn, payment)
+                    except sa.exc.DBAPIError as error:
+                        note(error, f"row {number} ({payment.reference}) of the import")
+                        raise
+                    report.imported.append(payment.reference)
+                    continue
+                rejection = self.record_or_reject(conn, payment)
+                if rejection is None:
+                    report.imported.append(payment.reference)
+                else:
+                    report.rejected.append(rejection)
+        return report
+
+    # -- the ORM -----------------------------------------------------------------------
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """An ORM session that commits at the end or rolls back on error.
+
+        If the rollback fails too (the connection is gone), the caller still gets the
+        original error, with the rollback's failure noted on it: it is never hidden.
+        """
+        session = Session(self.engine)
+        try:
+            yield session
+            session.commit()
+        except BaseException as original:
+            try:
+                session.rollback()
+            except Exception as failed:
+                note(original, f"the rollback failed too: {first_line(failed)}")
+            raise
+        finally:
+            session.close()
+
+    # -- reads of committed state ------------------------------------------------------
+
     @staticmethod
     def payments(conn: Connection) -> list[Payment]:
         rows = conn.execute(
-            sa.text("SELECT account, amount, client_ref, status FROM transactions ORDER BY id")
+            sa.text(
+                "SELECT account, amount, client_ref, status FROM transactions "
+                "WHERE kind = 'payment' ORDER BY id"
+            )
         )
         return [Payment(*row) for row in rows]
 
     @staticmethod
+    def balances(conn: Connection) -> dict[str, Decimal]:
+        rows = conn.execute(sa.text("SELECT name, balance FROM accounts ORDER BY name"))
+        return {name: balance for name, balance in rows}
+
+    @staticmethod
     def fingerprint(conn: Connection) -> Fingerprint:
-        count, checksum = conn.execute(_FINGERPRINT).one()
-        return Fingerprint(count, checksum)
+        count, total, checksum = conn.execute(_FINGERPRINT).one()
+        return Fingerprint(count, total, checksum)
 
 
-def _params(payment: Payment) -> dict[str, object]:
-    return {
-        "account": payment.account,
-        "amount": payment.amount,
-        "reference": payment.reference,
-        "status": payment.status,
-    }
+def _constraint(error: sa.exc.DBAPIError) -> str | None:
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
+
+
+def _violated(error: sa.exc.DBAPIError) -> str | None:
+    """The constraint (or, for NOT NULL before PostgreSQL 18, the column) a row broke."""
+    diag = getattr(error.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) or getattr(diag, "column_name", None)

@@ -1,0 +1,84 @@
+"""The application's ORM session and the ledger's unit of work."""
+
+from decimal import Decimal
+
+import sqlalchemy as sa
+from behave import given, when
+from hamcrest import assert_that
+
+import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.harness.matchers import fails_with, succeeds
+from failspec.harness.outcomes import capture
+from failspec.ledger.orm import Operation
+
+
+def _operation(amount: Decimal, account: str) -> Operation:
+    return Operation(account=account, amount=amount, client_ref=f"ref-{account}")
+
+
+@given(
+    "the application's session has failed to write a payment of {amount:Money} for {account:Account}"
+)
+def step_failed_flush(context, amount, account):
+    orm = context.app.orm
+    orm.add(_operation(amount, account))
+    assert_that(capture("flush", orm.flush), fails_with("check_violation"))
+
+
+@when("the application reads the ledger through its session")
+def step_orm_read(context):
+    orm = context.app.orm
+    context.outcome = capture(
+        "read through the session", lambda: list(orm.scalars(sa.select(Operation)))
+    )
+
+
+@given("the application has rolled its session back")
+def step_orm_rollback(context):
+    assert_that(capture("rollback", context.app.orm.rollback), succeeds())
+
+
+@when(
+    "the application writes a payment of {amount:Money} for {account:Account} through its session"
+)
+def step_orm_write(context, amount, account):
+    orm = context.app.orm
+
+    def write():
+        orm.add(_operation(amount, account))
+        orm.execute(
+            sa.text("UPDATE accounts SET balance = balance + :a WHERE name = :n"),
+            {"a": amount, "n": account},
+        )
+        orm.commit()
+
+    context.outcome = capture("write through the session", write)
+
+
+@given("the application's session has begun a transaction")
+def step_orm_begun(context):
+    assert_that(capture("begin", context.app.orm.begin), succeeds())
+
+
+@when("the application begins a transaction on its session again")
+def step_orm_begin_again(context):
+    context.outcome = capture("begin again", context.app.orm.begin)
+
+
+@when("the application begins another transaction on the same connection")
+def step_begin_again(context):
+    context.outcome = context.app.session.begin()
+
+
+@given(
+    "the application has started a unit of work that writes a payment of {amount:Money} for {account:Account}"
+)
+def step_unit_started(context, amount, account):
+    unit = context.app.start_unit_of_work()
+    unit.add(_operation(amount, account))
+    unit.flush()
+
+
+@when("the unit of work commits")
+def step_unit_commits(context):
+    context.outcome = context.app.finish_unit_of_work()

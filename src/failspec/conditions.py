@@ -1,0 +1,128 @@
+"""Naming failures the way PostgreSQL does, for the ledger and the harness alike.
+
+Server errors are named by their PostgreSQL condition name (``unique_violation``,
+``deadlock_detected``…), taken from psycopg2's copy of PostgreSQL's errcodes table.
+Failures with no SQLSTATE get names of the same style:
+
+* psycopg2 gives no SQLSTATE for a failed *connection attempt*, even when the server
+  sent one; the name is then recovered from PostgreSQL's own message texts (the
+  servers the suite starts run with ``lc_messages=C``), as SQLAlchemy recognises a
+  lost connection.
+* client-side failures (nothing listening, a connect timeout, a lost connection, a pool
+  timeout) are named for what happened;
+* the ledger's own refusals (:class:`NamedFailure`) carry their name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import psycopg2
+import psycopg2.errorcodes
+import sqlalchemy.exc
+
+
+class NamedFailure(Exception):
+    """A failure the ledger reports itself, named in the same style as PostgreSQL's."""
+
+    condition = "ledger_error"
+
+
+#: SQLSTATE -> condition name, e.g. "23505" -> "unique_violation".
+CONDITION_NAMES: dict[str, str] = {
+    code: name.lower()
+    for name, code in vars(psycopg2.errorcodes).items()
+    if name.isupper() and isinstance(code, str) and len(code) == 5 and not name.startswith("CLASS_")
+}
+
+#: Names for failures that carry no SQLSTATE: the client's view of what went wrong.
+CLIENT_CONDITIONS = {
+    "reference_conflict": "a client reference already names a different operation",
+    "unknown_account": "an account the operation names does not exist",
+    "connection_refused": "nothing accepted the connection at the server's address",
+    "connect_timeout": "the connection was not established within the connect timeout",
+    "unknown_host": "the server's host name could not be resolved",
+    "connection_lost": "the server closed the connection unexpectedly",
+    "pool_timeout": "no pooled connection became free within the pool timeout",
+    "pending_rollback": "the transaction failed earlier and must be rolled back first",
+    "invalid_request": "the data layer refused an operation in its current state",
+}
+
+# (pattern in the message, condition). Server texts are PostgreSQL's own (src/backend/libpq/
+# auth.c, src/backend/utils/init/postinit.c, src/backend/tcop/postgres.c); client texts are
+# libpq's (src/interfaces/libpq/fe-connect.c, fe-misc.c).
+_MESSAGE_CONDITIONS: Sequence[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), name)
+    for p, name in (
+        (r"password authentication failed for user", "invalid_password"),
+        (r'database ".*" does not exist', "invalid_catalog_name"),
+        (r'role ".*" does not exist', "invalid_authorization_specification"),
+        (r"no pg_hba\.conf entry", "invalid_authorization_specification"),
+        (r"sorry, too many clients already", "too_many_connections"),
+        (r"remaining connection slots are reserved", "too_many_connections"),
+        (r"the database system is (starting up|shutting down|in recovery)", "cannot_connect_now"),
+        (r"terminating connection due to administrator command", "admin_shutdown"),
+        (r"Connection refused", "connection_refused"),
+        (r"timeout expired", "connect_timeout"),
+        (r"could not translate host name", "unknown_host"),
+        (r"server closed the connection unexpectedly", "connection_lost"),
+        (r"connection already closed", "connection_lost"),
+        (r"SSL SYSCALL error: EOF detected", "connection_lost"),
+    )
+]
+
+
+def is_known_condition(name: str) -> bool:
+    return name in CLIENT_CONDITIONS or name in CONDITION_NAMES.values()
+
+
+def condition_of(error: BaseException) -> str | None:
+    """The condition name of an error raised by SQLAlchemy, psycopg2, the pool or the
+    ledger."""
+    if isinstance(error, NamedFailure):
+        return error.condition
+    if isinstance(error, sqlalchemy.exc.TimeoutError):
+        return "pool_timeout"
+    if isinstance(error, sqlalchemy.exc.PendingRollbackError):
+        return "pending_rollback"
+    dbapi = getattr(error, "orig", None) if isinstance(error, sqlalchemy.exc.DBAPIError) else None
+    if dbapi is None and isinstance(error, psycopg2.Error):
+        dbapi = error
+    if dbapi is not None:
+        code = getattr(dbapi, "pgcode", None)
+        if code:
+            return CONDITION_NAMES.get(code, code)
+        return _condition_from_message(str(dbapi))
+    if isinstance(error, sqlalchemy.exc.InvalidRequestError):
+        return "invalid_request"
+    return None
+
+
+def _condition_from_message(message: str) -> str | None:
+    for pattern, name in _MESSAGE_CONDITIONS:
+        if pattern.search(message):
+            return name
+    return None
+
+
+def sqlstate_of(error: BaseException) -> str | None:
+    dbapi = getattr(error, "orig", error)
+    return getattr(dbapi, "pgcode", None)
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first meaningful line, without SQLAlchemy's background links."""
+    dbapi = getattr(error, "orig", None) or error
+    for line in str(dbapi).splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return type(error).__name__
+
+
+def note(error: BaseException, text: str) -> None:
+    """Add a note to an error's report (Python 3.11+; older Pythons drop it)."""
+    add_note = getattr(error, "add_note", None)
+    if add_note is not None:
+        add_note(text)

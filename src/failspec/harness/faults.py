@@ -1,0 +1,68 @@
+"""Faults the server itself inflicts, armed per scenario and counted exactly.
+
+``arm_insert_failures`` makes the next *n* inserts into the ledger's ``transactions``
+table fail inside the server, with a real PostgreSQL error (``serialization_failure``,
+``deadlock_detected``…) or by ending the connection (as an administrator's
+``pg_terminate_backend`` would). The count lives in a sequence, which a rollback does
+not undo, so exactly *n* attempts fail however the application retries.
+
+Everything lives in the scenario's schema and goes with it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from failspec.harness.workspace import Workspace
+
+#: The failure that ends the connection instead of raising an error.
+LOST_CONNECTION = "lost_connection"
+
+_INSTALL = [
+    "CREATE SEQUENCE IF NOT EXISTS failspec_fault_calls",
+    "CREATE TABLE IF NOT EXISTS failspec_fault (failure text NOT NULL, times int NOT NULL)",
+    f"""
+    CREATE OR REPLACE FUNCTION failspec_fault_fire() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+    DECLARE armed record;
+    BEGIN
+      SELECT * INTO armed FROM failspec_fault LIMIT 1;
+      IF FOUND AND nextval('failspec_fault_calls') <= armed.times THEN
+        IF armed.failure = '{LOST_CONNECTION}' THEN
+          PERFORM pg_terminate_backend(pg_backend_pid());
+          PERFORM pg_sleep(60);  -- interrupted at once by the termination just requested
+        END IF;
+        RAISE EXCEPTION 'failspec: injected %', armed.failure USING ERRCODE = armed.failure;
+      END IF;
+      RETURN NEW;
+    END $$
+    """,
+    "DROP TRIGGER IF EXISTS failspec_fault ON transactions",
+    "CREATE TRIGGER failspec_fault BEFORE INSERT ON transactions "
+    "FOR EACH ROW EXECUTE FUNCTION failspec_fault_fire()",
+]
+
+
+def arm_insert_failures(workspace: Workspace, failure: str, times: int) -> None:
+    """The next ``times`` inserts into ``transactions`` fail with ``failure`` (a PostgreSQL
+    condition name, or LOST_CONNECTION)."""
+    with workspace.observe() as conn:
+        for statement in _INSTALL:
+            conn.execute(sa.text(statement))
+        conn.execute(sa.text("DELETE FROM failspec_fault"))
+        conn.execute(
+            sa.text("INSERT INTO failspec_fault VALUES (:failure, :times)"),
+            {"failure": failure, "times": times},
+        )
+        conn.execute(sa.text("SELECT setval('failspec_fault_calls', 1, false)"))
+        conn.commit()
+
+
+def insert_attempts(workspace: Workspace) -> int:
+    """How many inserts the armed fault has seen (failed or not)."""
+    with workspace.observe() as conn:
+        return conn.execute(
+            sa.text(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM failspec_fault_calls"
+            )
+        ).scalar_one()

@@ -1,0 +1,88 @@
+"""The ledger's retry policy for transient failures.
+
+PostgreSQL's documentation asks applications to retry a transaction that failed with
+``serialization_failure`` or ``deadlock_detected`` ("Serialization Failure Handling"):
+the transaction did nothing and may succeed when run again. A connection lost before
+the commit is transient in the same way. Everything else — a constraint violation, a
+syntax error — fails the same way every time, and is never retried.
+
+A retried operation must be idempotent: the ledger's operations carry a client
+reference, so a retry after an unknown outcome finds the first attempt's work instead
+of applying it twice.
+
+Delays grow exponentially with *full jitter* (a uniform draw between 0 and the capped
+exponential), so clients that failed together do not retry together.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import sqlalchemy.exc
+
+from failspec.conditions import condition_of, note
+
+T = TypeVar("T")
+
+#: Failures after which the same transaction, run again, may succeed.
+TRANSIENT_CONDITIONS = frozenset(
+    {
+        "serialization_failure",
+        "deadlock_detected",
+        "connection_lost",
+        "admin_shutdown",
+        "connection_refused",  # the server is restarting
+        "cannot_connect_now",
+    }
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether running the same transaction again may succeed."""
+    if getattr(error, "connection_invalidated", False):
+        return True
+    if isinstance(error, sqlalchemy.exc.DBAPIError) or hasattr(error, "pgcode"):
+        return condition_of(error) in TRANSIENT_CONDITIONS
+    return False
+
+
+@dataclass
+class RetryPolicy:
+    """Bounded attempts with capped exponential backoff and full jitter."""
+
+    attempts: int = 3
+    base_delay: float = 0.02
+    max_delay: float = 0.5
+    #: Injected so tests can see the delays without waiting them out.
+    sleep: Callable[[float], None] = time.sleep
+    rng: random.Random = field(default_factory=random.Random)
+    transient: Callable[[BaseException], bool] = is_transient
+
+    def delay_limit(self, failed_attempts: int) -> float:
+        """The longest pause after the ``failed_attempts``-th failure: doubling, capped."""
+        return min(self.max_delay, self.base_delay * 2 ** (failed_attempts - 1))
+
+    def delay(self, failed_attempts: int) -> float:
+        """The pause after the ``failed_attempts``-th failure: a uniform draw below the limit."""
+        return self.rng.uniform(0, self.delay_limit(failed_attempts))
+
+    def run(self, operation: Callable[[int], T]) -> T:
+        """Call ``operation(attempt)`` until it succeeds, a failure is not transient, or
+        the attempts run out; then the caller gets the last failure itself, with a
+        note saying how many attempts were made."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return operation(attempt)
+            except Exception as error:
+                retry = self.transient(error) and attempt < self.attempts
+                if not retry:
+                    if self.transient(error):
+                        note(error, f"gave up after {attempt} attempts (all transient failures)")
+                    error.failspec_attempts = attempt  # type: ignore[attr-defined]
+                    raise
+                self.sleep(self.delay(attempt))  # backoff with jitter between attempts
+        raise AssertionError("unreachable: the last attempt returns or raises")
