@@ -81,7 +81,7 @@ class RootFs:
     """A tar archive of the image's root filesystem, with owners set in the archive."""
 
     def __init__(self, path: Path) -> None:
-        self.tar = tarfile.open(path, "w")
+        self.tar = tarfile.open(path, "w")  # noqa: SIM115 (closed by RootFs.close)
         self.dirs: set[str] = set()
 
     def _parents(self, name: str) -> None:

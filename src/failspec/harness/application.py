@@ -171,9 +171,6 @@ class Application:
 
         return capture("connect", connect)
 
-    def checked_out(self) -> int:
-        return self.engine.pool.checkedout() if self._engine is not None else 0  # type: ignore[attr-defined]
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._units.close()

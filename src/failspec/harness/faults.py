@@ -56,13 +56,3 @@ def arm_insert_failures(workspace: Workspace, failure: str, times: int) -> None:
         )
         conn.execute(sa.text("SELECT setval('failspec_fault_calls', 1, false)"))
         conn.commit()
-
-
-def insert_attempts(workspace: Workspace) -> int:
-    """How many inserts the armed fault has seen (failed or not)."""
-    with workspace.observe() as conn:
-        return conn.execute(
-            sa.text(
-                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM failspec_fault_calls"
-            )
-        ).scalar_one()

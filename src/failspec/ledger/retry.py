@@ -57,8 +57,8 @@ class RetryPolicy:
     attempts: int = 3
     base_delay: float = 0.02
     max_delay: float = 0.5
-    #: Injected so tests can see the delays without waiting them out.
-    sleep: Callable[[float], None] = time.sleep
+    #: The backoff wait; injected so tests can see the delays without waiting them out.
+    sleep: Callable[[float], None] = time.sleep  # backoff with jitter, not synchronisation
     rng: random.Random = field(default_factory=random.Random)
     transient: Callable[[BaseException], bool] = is_transient
 
