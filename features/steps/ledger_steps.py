@@ -17,6 +17,16 @@ def step_seed(context):
     context.audit.take_baseline()
 
 
+@given("the ledger also holds pending payments of {amount:Money} for {accounts:Accounts}")
+def step_seed_pending(context, amount, accounts):
+    payments = [
+        Payment(account, amount, f"ref-{11 + i:03d}", "pending")
+        for i, account in enumerate(accounts)
+    ]
+    context.audit.seed((), payments)
+    context.audit.take_baseline()
+
+
 @then("the committed ledger is unchanged")
 @then("the ledger's fingerprint is unchanged")
 def step_unchanged(context):

@@ -30,6 +30,21 @@ class Auditor:
             Ledger.seed(conn, payments)
             conn.commit()
 
+    def open_accounts(self, balances: dict[str, Decimal]) -> None:
+        """Open accounts holding the given balances (money from outside the ledger)."""
+        with self.workspace.observe() as conn:
+            for name, balance in balances.items():
+                conn.execute(
+                    sa.text("INSERT INTO accounts (name, balance) VALUES (:n, :b)"),
+                    {"n": name, "b": balance},
+                )
+            conn.commit()
+
+    def references(self) -> list[str]:
+        """The client reference of every committed operation, one entry per operation."""
+        with self.workspace.observe() as conn:
+            return list(conn.execute(sa.text("SELECT client_ref FROM transactions")).scalars())
+
     def balances(self) -> dict[str, Decimal]:
         with self.workspace.observe() as conn:
             return Ledger.balances(conn)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from decimal import Decimal
 
 import parse
 from behave import register_type
 
 from failspec.conditions import is_known_condition
+from failspec.harness import isolation
 from failspec.ledger.mistakes import MISTAKES, Mistake
 
 
@@ -38,8 +41,49 @@ def account(text: str) -> str:
     return text
 
 
+@parse.with_pattern(r"[a-z]+(?:, [a-z]+)*(?: and [a-z]+)?")
+def accounts(text: str) -> list[str]:
+    return re.findall(r"[a-z]+", text.replace(" and ", ", "))
+
+
 @parse.with_pattern(r"ref-\d+")
 def reference(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"T[1-9]")
+def session(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(r"T[1-9](?:, T[1-9])*(?: and T[1-9])?")
+def sessions(text: str) -> list[str]:
+    return re.findall(r"T[1-9]", text)
+
+
+def _one_of(values: Iterable[str]) -> str:
+    return "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+
+
+@parse.with_pattern(_one_of(isolation.LEVELS))
+def level(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(_one_of((isolation.ALLOWED, isolation.PREVENTED)))
+def verdict(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(_one_of(isolation.ANOMALIES))
+def anomaly(text: str) -> str:
+    return text
+
+
+@parse.with_pattern(
+    _one_of((isolation.BY_ABORT, isolation.BY_WAIT, isolation.BY_SNAPSHOT, isolation.NOTHING))
+)
+def how(text: str) -> str:
     return text
 
 
@@ -49,5 +93,12 @@ register_type(
     Seconds=seconds,
     Mistake=mistake,
     Account=account,
+    Accounts=accounts,
     Reference=reference,
+    Session=session,
+    Sessions=sessions,
+    Level=level,
+    Verdict=verdict,
+    Anomaly=anomaly,
+    How=how,
 )

@@ -9,6 +9,9 @@
 * ``context.app``       the application: its pool, its ledger (the system under
                         specification) and its named database sessions
 * ``context.audit``     reads committed ledger state through a connection of its own
+* ``context.sessions``  the scenario's concurrent named sessions (T1, T2, …)
+* ``context.history``   what those sessions read and wrote, in order
+* ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
 * ``context.outcome``   what the last When-step did (set by steps)
 """
 
@@ -17,20 +20,26 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from failspec.harness import servers
 from failspec.harness.application import Application
 from failspec.harness.audit import Auditor
+from failspec.harness.concurrency import Interleaving
 from failspec.harness.errors import SetupError
+from failspec.harness.isolation import History, Matrix
 from failspec.harness.settings import Settings
 from failspec.harness.workspace import Run
 from failspec.ledger import Ledger
+from failspec.report import junit
 
 #: Scenarios tagged with this may change committed payments; every other one may not.
 CHANGES_LEDGER = "changes-ledger"
 #: Scenarios that need a server which checks passwords.
 PASSWORD_AUTH = "password-auth"
+#: How long a concurrent session's action may take to finish, block or pause (s).
+SESSION_DEADLINE = 1.5
 
 
 def before_all(context: Any) -> None:
@@ -41,18 +50,32 @@ def before_all(context: Any) -> None:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)
         context.server = servers.start(context.settings)
     except SetupError as error:
-        abort_setup(str(error))
+        abort_setup(str(error), context.config.junit_directory if context.config.junit else None)
     print(context.server.banner(), flush=True)
     context.run = Run(context.server, prepare=Ledger.create_tables)
+    context.matrix = Matrix()
+    matrix_path(context).unlink(missing_ok=True)  # only this run's verdicts may show
 
 
-def abort_setup(message: str) -> None:
+def reports_dir(context: Any) -> Path:
+    """Where the run's reports go: next to behave's JUnit directory."""
+    return Path(getattr(context.config, "junit_directory", "reports/junit")).parent
+
+
+def matrix_path(context: Any) -> Path:
+    return reports_dir(context) / "isolation-matrix.json"
+
+
+def abort_setup(message: str, junit_directory: str | None = None) -> None:
     """One clear line, a non-zero exit, and nothing left running.
 
     behave would report a failed before_all as a JUnit file of skipped tests and a
-    traceback; the run ends here instead, before any report could look green.
+    traceback; the run ends here instead, before any report could look green, and leaves
+    a JUnit error of its own in ``junit_directory`` (when given) for CI.
     """
     print(f"failspec: cannot run: {message}", file=sys.stderr, flush=True)
+    if junit_directory is not None:
+        junit.write_setup_error(junit_directory, message)
     sys.stdout.flush()
     os._exit(2)
 
@@ -70,6 +93,10 @@ def before_scenario(context: Any, scenario: Any) -> None:
     context.audit = Auditor(workspace)
     context.app = Application(workspace)
     context.add_cleanup(context.app.close)
+    deadline = SESSION_DEADLINE * context.settings.timeout_scale
+    context.sessions = Interleaving(workspace, timeout=deadline)
+    context.add_cleanup(context.sessions.close)
+    context.history = History()
     context.outcome = None
 
 
@@ -87,6 +114,9 @@ def after_all(context: Any) -> None:
     run = getattr(context, "run", None)
     server = getattr(context, "server", None)
     try:
+        matrix = getattr(context, "matrix", None)
+        if matrix is not None and matrix.cells:
+            matrix.write(matrix_path(context))
         left = run.close() if run is not None else []
         if left:
             raise AssertionError(f"scenario schemas left behind and dropped now: {left}")

@@ -104,6 +104,9 @@ _INSERT_TRANSFER = sa.text(
 )
 _CREDIT = sa.text("UPDATE accounts SET balance = balance + :amount WHERE name = :name")
 _DEBIT = sa.text("UPDATE accounts SET balance = balance - :amount WHERE name = :name")
+_LOCK_BOTH = sa.text(
+    "SELECT name FROM accounts WHERE name IN (:a, :b) ORDER BY name FOR NO KEY UPDATE"
+)
 _BY_REFERENCE = sa.text(
     "SELECT id, kind, account, counterparty, amount FROM transactions WHERE client_ref = :r"
 )
@@ -123,9 +126,15 @@ Interruption = Callable[[Connection | None], None]
 class Ledger:
     """The ledger, bound to the engine the application uses."""
 
-    def __init__(self, engine: Engine, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, engine: Engine, *, retry: RetryPolicy | None = None, lock_in_order: bool = True
+    ) -> None:
         self.engine = engine
         self.retry = retry or RetryPolicy()
+        #: Lock a transfer's two accounts in one global order (by name) before its legs.
+        #: Two transfers in opposite directions then queue instead of deadlocking;
+        #: without it each locks its source first, and they can deadlock.
+        self.lock_in_order = lock_in_order
         #: Named points inside operations where a scenario interrupts the work, as a
         #: real failure would: "between transfer legs" (after the debit, before the
         #: credit) and "after commit" (the commit happened; its reply never arrives).
@@ -169,6 +178,8 @@ class Ledger:
     def move(self, conn: Connection, transfer: Transfer) -> int:
         """Debit the source, credit the target, record the transfer; return its id."""
         amounts = {"amount": transfer.amount}
+        if self.lock_in_order:
+            conn.execute(_LOCK_BOTH, {"a": transfer.source, "b": transfer.target}).all()
         if conn.execute(_DEBIT, {**amounts, "name": transfer.source}).rowcount != 1:
             raise UnknownAccount(f"no account {transfer.source!r} to debit")
         self._interrupt("between transfer legs", conn)
@@ -199,6 +210,30 @@ class Ledger:
                 _violated(error) or first_line(error),
             )  # fmt: skip
         return None
+
+    @staticmethod
+    def lock_account(conn: Connection, name: str, *, nowait: bool = False) -> str | None:
+        """Lock an account's row for an update in this transaction (``FOR NO KEY UPDATE``).
+        ``nowait``: fail with ``lock_not_available`` at once instead of waiting."""
+        return conn.execute(
+            sa.text(
+                "SELECT name FROM accounts WHERE name = :n FOR NO KEY UPDATE"
+                + (" NOWAIT" if nowait else "")
+            ),
+            {"n": name},
+        ).scalar()
+
+    @staticmethod
+    def claim_next_pending(conn: Connection, *, skip_locked: bool) -> str | None:
+        """A worker's claim on the oldest pending payment, held until its transaction ends:
+        its reference, or None when there is none. ``skip_locked``: pass over payments
+        other workers hold instead of waiting for them (a work queue)."""
+        return conn.execute(
+            sa.text(
+                "SELECT client_ref FROM transactions WHERE status = 'pending' ORDER BY id "
+                "LIMIT 1 FOR UPDATE" + (" SKIP LOCKED" if skip_locked else "")
+            )
+        ).scalar()
 
     @staticmethod
     def set_status_of_all(conn: Connection, status: str) -> int:

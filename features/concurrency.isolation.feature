@@ -1,0 +1,275 @@
+Feature: What two transactions at the same time can and cannot do to each other's money
+  Two (or three) transactions, T1, T2 and T3, work on the same accounts at the same time,
+  one statement at a time in the order written. For each known anomaly, the scenario
+  runs it at each of PostgreSQL's three isolation levels and states whether the anomaly
+  is prevented or allowed there, and what prevents it: a writer waits for the other to
+  finish, a transaction fails with serialization_failure (and must be retried), or the
+  snapshot the transaction reads from hides the other's change.
+
+  The expected verdicts come from PostgreSQL's documentation (chapter "Transaction
+  Isolation": read committed never shows uncommitted data, repeatable read reads one
+  snapshot and fails a write to a row changed since, serializable also fails any set of
+  transactions no serial order explains) and from the anomaly catalogue of Adya's thesis
+  as tested by Hermitage (github.com/ept/hermitage). The verdict each scenario states is
+  checked against what the sessions actually read, wrote and committed, and the run
+  collects the verdicts into the isolation matrix of the report.
+
+  Background:
+    Given the ledger holds only dave with 10.00 and erin with 20.00
+
+  Rule: Dirty write (G0): no level lets a transaction overwrite another's uncommitted change
+
+    Scenario Outline: Dirty write (G0) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 sets the balance of dave to 11.00
+      And T2 sets the balance of dave to 12.00
+      Then T2 is waiting for T1
+      When T1 sets the balance of erin to 21.00
+      And T1 commits
+      And T2 sets the balance of erin to 22.00
+      And T2 commits
+      Then dirty write (G0) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | prevented | a writer waits for the other to finish       |
+        | repeatable read | prevented | a transaction fails with serialization_failure |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Aborted read (G1a): no level shows a change that is later rolled back
+
+    Scenario Outline: Aborted read (G1a) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 sets the balance of dave to 101.00
+      And T2 reads the balance of dave
+      And T1 rolls back
+      And T2 reads the balance of dave
+      And T2 commits
+      Then aborted read (G1a) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                           |
+        | read committed  | prevented | the snapshot hides the change |
+        | repeatable read | prevented | the snapshot hides the change |
+        | serializable    | prevented | the snapshot hides the change |
+
+  Rule: Intermediate read (G1b): no level shows a value a transaction changed again before committing
+
+    Scenario Outline: Intermediate read (G1b) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 sets the balance of dave to 101.00
+      And T2 reads the balance of dave
+      And T1 sets the balance of dave to 11.00
+      And T1 commits
+      And T2 reads the balance of dave
+      And T2 commits
+      Then intermediate read (G1b) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                           |
+        | read committed  | prevented | the snapshot hides the change |
+        | repeatable read | prevented | the snapshot hides the change |
+        | serializable    | prevented | the snapshot hides the change |
+
+  Rule: Circular information flow (G1c): no level lets two transactions each see the other's uncommitted change
+
+    # At serializable, T1 and T2 each read what the other changed and both would commit:
+    # no serial order explains that, so one of them must fail (see write skew below).
+    Scenario Outline: Circular information flow (G1c) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 sets the balance of dave to 11.00
+      And T2 sets the balance of erin to 22.00
+      And T1 reads the balance of erin
+      And T2 reads the balance of dave
+      And T1 commits
+      And T2 commits
+      Then circular information flow (G1c) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | prevented | the snapshot hides the change                |
+        | repeatable read | prevented | the snapshot hides the change                |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Observed transaction vanishes (OTV): once a transaction's change is seen, no level makes it disappear again
+
+    Scenario Outline: Observed transaction vanishes (OTV) at <level>
+      Given T1, T2 and T3 begin transactions at <level>
+      When T1 sets the balance of dave to 11.00
+      And T1 sets the balance of erin to 19.00
+      And T2 sets the balance of dave to 12.00
+      Then T2 is waiting for T1
+      When T1 commits
+      And T3 reads the balance of dave
+      And T2 sets the balance of erin to 18.00
+      And T3 reads the balance of erin
+      And T2 commits
+      And T3 reads the balance of erin
+      And T3 reads the balance of dave
+      And T3 commits
+      Then observed transaction vanishes (OTV) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | prevented | a writer waits for the other to finish       |
+        | repeatable read | prevented | a transaction fails with serialization_failure |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Predicate-many-preceders (PMP): read committed lets a search see rows committed since the last search; repeatable read and serializable do not
+
+    Scenario Outline: Predicate-many-preceders (PMP) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 lists the accounts holding 30.00
+      And T2 opens the account frank with 30.00
+      And T2 commits
+      And T1 lists the accounts whose balance is a multiple of 3.00
+      And T1 commits
+      Then predicate-many-preceders (PMP) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                           |
+        | read committed  | allowed   | nothing prevents it           |
+        | repeatable read | prevented | the snapshot hides the change |
+        | serializable    | prevented | the snapshot hides the change |
+
+    Scenario Outline: Predicate-many-preceders over a write predicate (PMP) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 adds 10.00 to every balance
+      And T2 closes the accounts holding 20.00
+      Then T2 is waiting for T1
+      When T1 commits
+      And T2 lists the accounts holding 20.00
+      And T2 commits
+      Then predicate-many-preceders over a write predicate (PMP) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | allowed   | nothing prevents it                          |
+        | repeatable read | prevented | a transaction fails with serialization_failure |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Lost update (P4): at read committed a deposit made from a stale balance can be lost; repeatable read and serializable refuse it
+
+    Scenario Outline: Lost update (P4) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 reads the balance of dave
+      And T2 reads the balance of dave
+      And T1 sets the balance of dave to what it read plus 1.00
+      And T2 sets the balance of dave to what it read plus 1.00
+      Then T2 is waiting for T1
+      When T1 commits
+      And T2 commits
+      Then lost update (P4) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | allowed   | nothing prevents it                          |
+        | repeatable read | prevented | a transaction fails with serialization_failure |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Read skew (G-single): at read committed one transaction can see balances from before and after another's transfer; repeatable read and serializable cannot
+
+    Scenario Outline: Read skew (G-single) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 reads the balance of dave
+      And T2 reads the balance of dave
+      And T2 reads the balance of erin
+      And T2 sets the balance of dave to 12.00
+      And T2 sets the balance of erin to 18.00
+      And T2 commits
+      And T1 reads the balance of erin
+      And T1 commits
+      Then read skew (G-single) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                           |
+        | read committed  | allowed   | nothing prevents it           |
+        | repeatable read | prevented | the snapshot hides the change |
+        | serializable    | prevented | the snapshot hides the change |
+
+    Scenario Outline: Read skew over predicates (G-single) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 lists the accounts whose balance is a multiple of 5.00
+      And T2 sets the balance of the accounts holding 10.00 to 12.00
+      And T2 commits
+      And T1 lists the accounts whose balance is a multiple of 3.00
+      And T1 commits
+      Then read skew over predicates (G-single) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                           |
+        | read committed  | allowed   | nothing prevents it           |
+        | repeatable read | prevented | the snapshot hides the change |
+        | serializable    | prevented | the snapshot hides the change |
+
+    Scenario Outline: Read skew over a write predicate (G-single) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 reads the balance of dave
+      And T2 reads every balance
+      And T2 sets the balance of dave to 12.00
+      And T2 sets the balance of erin to 18.00
+      And T2 commits
+      And T1 closes the accounts holding 20.00
+      And T1 commits
+      Then read skew over a write predicate (G-single) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | allowed   | nothing prevents it                          |
+        | repeatable read | prevented | a transaction fails with serialization_failure |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Write skew (G2-item): only serializable stops two transactions from each changing what the other read
+
+    Scenario Outline: Write skew (G2-item) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 reads every balance
+      And T2 reads every balance
+      And T1 sets the balance of dave to 11.00
+      And T2 sets the balance of erin to 21.00
+      And T1 commits
+      And T2 commits
+      Then write skew (G2-item) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | allowed   | nothing prevents it                          |
+        | repeatable read | allowed   | nothing prevents it                          |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+  Rule: Anti-dependency cycles (G2): only serializable stops transactions from each adding what the other's search missed
+
+    Scenario Outline: Anti-dependency cycle (G2) at <level>
+      Given T1 and T2 begin transactions at <level>
+      When T1 lists the accounts whose balance is a multiple of 3.00
+      And T2 lists the accounts whose balance is a multiple of 3.00
+      And T1 opens the account frank with 30.00
+      And T2 opens the account grace with 42.00
+      And T1 commits
+      And T2 commits
+      Then anti-dependency cycle (G2) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | allowed   | nothing prevents it                          |
+        | repeatable read | allowed   | nothing prevents it                          |
+        | serializable    | prevented | a transaction fails with serialization_failure |
+
+    # Fekete, O'Neil and O'Neil's read-only anomaly: T3 sees T2's change but not T1's,
+    # although T1 must come before T2 (it read erin before T2 changed it).
+    Scenario Outline: Anti-dependency cycle of three transactions (G2) at <level>
+      Given T1, T2 and T3 begin transactions at <level>
+      When T1 reads every balance
+      And T2 sets the balance of erin to 25.00
+      And T2 commits
+      And T3 reads every balance
+      And T3 commits
+      And T1 sets the balance of dave to 0.00
+      And T1 commits
+      Then anti-dependency cycle of three transactions (G2) is <verdict> at <level>: <how>
+
+      Examples:
+        | level           | verdict   | how                                          |
+        | read committed  | allowed   | nothing prevents it                          |
+        | repeatable read | allowed   | nothing prevents it                          |
+        | serializable    | prevented | a transaction fails with serialization_failure |

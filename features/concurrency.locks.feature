@@ -1,0 +1,57 @@
+Feature: Waiting for a lock: how long a request waits, and what it is told when it gives up
+  Two requests, T1 and T2, want the same account at the same time. The second waits for
+  the first to finish, unless it said how long it is willing to wait (lock_timeout), that
+  it will not wait at all (NOWAIT), or how long any statement may take (statement_timeout).
+  A queue of work uses SKIP LOCKED, so that workers pass over what another worker holds.
+
+  Background:
+    Given the ledger holds the sample payments
+
+  Rule: A request waits for a lock until the holder finishes, then proceeds
+
+    Scenario: The second request for an account proceeds once the first commits
+      When T1 locks the account of alice
+      And T2 locks the account of alice
+      Then T2 is waiting for T1
+      When T1 commits
+      Then T2 completes
+
+  Rule: A request that gives up waiting for a lock after a time fails with lock_not_available after that time
+
+    Scenario: A request with a lock timeout gives up waiting for a held account
+      Given T2 gives up waiting for a lock after 0.10 seconds
+      When T1 locks the account of alice
+      And T2 locks the account of alice
+      Then T2 is waiting for T1
+      And T2 fails with lock_not_available after waiting 0.10 seconds
+
+  Rule: A request that will not wait for a lock fails with lock_not_available at once
+
+    Scenario: A request that does not wait is refused a held account at once
+      When T1 locks the account of alice
+      And T2 locks the account of alice without waiting
+      Then T2 fails with lock_not_available without waiting
+
+  Rule: A statement that waits for a lock longer than the statement timeout is cancelled with query_canceled
+
+    Scenario: A request with a statement timeout is cancelled while it waits for a held account
+      Given T2 gives up any statement after 0.10 seconds
+      When T1 locks the account of alice
+      And T2 locks the account of alice
+      Then T2 is waiting for T1
+      And T2 fails with query_canceled after waiting 0.10 seconds
+
+  Rule: Workers that pass over payments another worker holds each claim a different payment, without waiting
+
+    Scenario: Three workers claim three different pending payments at the same time
+      Given the ledger also holds pending payments of 5.00 for dave and erin
+      When T1 claims the next pending payment that no one else holds
+      And T2 claims the next pending payment that no one else holds
+      And T3 claims the next pending payment that no one else holds
+      Then T1, T2 and T3 each hold a different payment
+      And no session waited
+
+    Scenario: Workers that do not pass over held payments queue behind the first
+      When T1 claims the next pending payment
+      And T2 claims the next pending payment
+      Then T2 is waiting for T1

@@ -1,0 +1,335 @@
+"""Concurrent named sessions with deterministic interleavings.
+
+Modelled on PostgreSQL's isolation tester (src/test/isolation): a scenario names its
+sessions (T1, T2, …) and gives them one action per step. Each session has its own
+connection and its own thread, so an action that waits for a lock does not stop the
+scenario. A step returns as soon as its action has *finished*, is *blocked* (the server
+shows the session waiting: ``pg_blocking_pids``) or has *paused* at a point the scenario
+armed; it never sleeps to let the server "get there". A later step waits for a blocked
+action to finish and reads its outcome. Whatever would hang fails at a deadline with the
+stuck session's name and what it waits for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from failspec.harness.outcomes import Outcome, capture
+from failspec.harness.waiting import WaitTimeout, until
+from failspec.harness.workspace import Workspace
+
+
+class Stuck(AssertionError):
+    """A session's action did not finish, block or pause within the deadline."""
+
+
+@dataclass
+class Action:
+    """One action a session was given, and what became of it."""
+
+    text: str
+    future: Future[Outcome]
+    started: float = field(default_factory=time.monotonic)
+    #: The sessions this action was seen waiting for (names), in the order first seen.
+    waited_for: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.future.done()
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.future.result()
+
+
+class Gate:
+    """A point inside an operation where a session stops until the scenario says go."""
+
+    def __init__(self, session: ConcurrentSession, point: str, timeout: float) -> None:
+        self.session = session
+        self.point = point
+        self.timeout = timeout
+        self.reached = threading.Event()
+        self._go = threading.Event()
+        self.used = False
+
+    def __call__(self, conn: Connection | None) -> None:
+        if self.used:
+            return  # once: a retried operation runs straight through
+        self.used = True
+        self.session.log(f"paused {self.point}")
+        self.reached.set()
+        if not self._go.wait(self.timeout):
+            raise Stuck(f"{self.session.name} was never told to continue {self.point}")
+
+    def open(self) -> None:
+        self.reached.clear()
+        self._go.set()
+
+
+class ConcurrentSession:
+    """A named session: its own connection pool of one, its own thread, one action at a time.
+
+    ``settings`` are server parameters (e.g. ``lock_timeout``) given to the session's
+    connection when it opens. Actions run in order on the session's thread; the
+    connection a scenario's SQL-level actions use (``conn``) is opened and used there only.
+    """
+
+    def __init__(self, name: str, workspace: Workspace, timeout: float) -> None:
+        self.name = name
+        self.workspace = workspace
+        self.timeout = timeout
+        self.settings: dict[str, str] = {}
+        #: The server process of the connection the session works on (set at checkout).
+        self.pid: int | None = None
+        self.transcript: list[str] = []
+        self.actions: list[Action] = []
+        #: Values the session read, in order: (what, value).
+        self.reads: list[tuple[str, Any]] = []
+        #: The isolation level of the session's current transaction, once begun.
+        self.isolation: str | None = None
+        self.gates: dict[str, Gate] = {}
+        self._engine: Engine | None = None
+        self._conn: Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"failspec-{name}")
+        self._started = time.monotonic()
+
+    # -- resources --------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            options = " ".join(f"-c {key}={value}" for key, value in self.settings.items())
+            base = self.workspace.connect_args()["options"]
+            self._engine = self.workspace.engine(
+                pool_size=1, max_overflow=0, pool_timeout=self.timeout,
+                connect_args={"options": f"{base} {options}".strip()},
+            )  # fmt: skip
+            event.listen(self._engine, "checkout", self._checked_out)
+        return self._engine
+
+    def _checked_out(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
+        self.pid = dbapi_conn.get_backend_pid()
+
+    @property
+    def conn(self) -> Connection:
+        """The session's connection for SQL-level actions (use on the session's thread)."""
+        if self._conn is None or self._conn.closed:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def configure(self, **settings: str) -> None:
+        if self._engine is not None:
+            raise RuntimeError(f"{self.name} is already connected; configure it first")
+        self.settings.update(settings)
+
+    # -- actions ----------------------------------------------------------------------
+
+    @property
+    def current(self) -> Action | None:
+        return self.actions[-1] if self.actions else None
+
+    def submit(self, text: str, fn: Callable[[], Any]) -> Action:
+        """Start ``fn`` on the session's thread; its outcome is captured, never raised."""
+
+        def run() -> Outcome:
+            outcome = capture(f"{self.name}: {text}", fn)
+            self.log(f"{text} -> {_result(outcome)}")
+            return outcome
+
+        action = Action(text, self._thread.submit(run))
+        self.actions.append(action)
+        return action
+
+    def log(self, line: str) -> None:
+        self.transcript.append(f"+{time.monotonic() - self._started:.3f}s {line}")
+
+    def remember(self, what: str, value: Any) -> Any:
+        self.reads.append((what, value))
+        return value
+
+    def paused_at(self) -> str | None:
+        for gate in self.gates.values():
+            if gate.reached.is_set():
+                return gate.point
+        return None
+
+    def outcomes(self) -> list[Outcome]:
+        return [a.outcome for a in self.actions if a.done]
+
+    def failed_with(self, condition: str) -> bool:
+        return any(o.condition == condition for o in self.outcomes())
+
+    def close(self) -> None:
+        """Close the connection on the session's thread, then end the thread."""
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                self._thread.submit(conn.close).result(timeout=self.timeout)
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+
+class Interleaving:
+    """The scenario's concurrent sessions and the order in which their actions happen."""
+
+    def __init__(self, workspace: Workspace, *, timeout: float) -> None:
+        self.workspace = workspace
+        #: How long any one action may take to finish, block or pause.
+        self.timeout = timeout
+        self._sessions: dict[str, ConcurrentSession] = {}
+
+    def __getitem__(self, name: str) -> ConcurrentSession:
+        if name not in self._sessions:
+            self._sessions[name] = ConcurrentSession(name, self.workspace, self.timeout)
+        return self._sessions[name]
+
+    def __iter__(self) -> Iterator[ConcurrentSession]:
+        return iter(self._sessions.values())
+
+    # -- running actions --------------------------------------------------------------
+
+    def perform(self, name: str, text: str, fn: Callable[[], Any]) -> str:
+        """Start an action in a session; return when it has finished, is blocked, or paused.
+
+        A session still busy with an earlier (blocked) action finishes that one first, as
+        a client library would. Returns ``"finished"``, ``"blocked"`` or ``"paused"``.
+        """
+        session = self[name]
+        if session.current is not None and not session.current.done:
+            self.finish(name)
+        action = session.submit(text, fn)
+        return self._settle(session, action)
+
+    def resume(self, name: str, point: str) -> str:
+        """Let a paused session go on; return as :meth:`perform` does."""
+        session = self[name]
+        gate = session.gates[point]
+        action = session.current
+        assert action is not None, f"{name} has done nothing yet"
+        # It may still be on its way there, e.g. just released from a lock wait.
+        until(
+            lambda: gate.reached.is_set() or action.done,
+            timeout=self.timeout, what=f"{name} pausing {point}",
+        )  # fmt: skip
+        assert gate.reached.is_set(), f"{name} finished without pausing {point}"
+        gate.open()
+        session.log(f"continues {point}")
+        return self._settle(session, action)
+
+    def _settle(self, session: ConcurrentSession, action: Action) -> str:
+        def settled() -> str | None:
+            if action.done:
+                return "finished"
+            if session.paused_at() is not None:
+                return "paused"
+            blockers = self.blockers(session.name)
+            if blockers:
+                for blocker in blockers:
+                    if blocker not in action.waited_for:
+                        action.waited_for.append(blocker)
+                session.log(f"{action.text} -> blocked by {', '.join(blockers)}")
+                return "blocked"
+            return None
+
+        try:
+            return until(settled, timeout=self.timeout, what=f"{session.name}: {action.text}")
+        except WaitTimeout:
+            raise Stuck(self.describe_stuck(session.name)) from None
+
+    def finish(self, name: str) -> Outcome:
+        """Wait for the session's current action to finish (within the deadline)."""
+        session = self[name]
+        action = session.current
+        assert action is not None, f"{name} has done nothing yet"
+
+        def finished() -> bool:
+            if not action.done:
+                for blocker in self.blockers(name):
+                    if blocker not in action.waited_for:
+                        action.waited_for.append(blocker)
+            return action.done
+
+        try:
+            until(finished, timeout=self.timeout, what=f"{name}: {action.text}")
+        except WaitTimeout:
+            raise Stuck(self.describe_stuck(name)) from None
+        return action.outcome
+
+    def finish_all(self) -> None:
+        for session in self:
+            if session.current is not None and not session.current.done:
+                self.finish(session.name)
+
+    # -- what the server shows --------------------------------------------------------
+
+    def blockers(self, name: str) -> list[str]:
+        """The sessions (or foreign server processes) that ``name`` waits for now."""
+        pid = self[name].pid
+        if pid is None:
+            return []
+        with self.workspace.run.admin.connect() as conn:
+            pids = conn.execute(sa.text("SELECT pg_blocking_pids(:pid)"), {"pid": pid}).scalar()
+        by_pid = {s.pid: s.name for s in self if s.pid is not None}
+        return [by_pid.get(p, f"server process {p}") for p in pids or []]
+
+    def describe_stuck(self, name: str) -> str:
+        session = self[name]
+        action = session.current
+        text = action.text if action is not None else "(nothing)"
+        waited = time.monotonic() - action.started if action is not None else 0.0
+        wait = "no lock"
+        if session.pid is not None:
+            with self.workspace.run.admin.connect() as conn:
+                row = conn.execute(
+                    sa.text(
+                        "SELECT wait_event_type, wait_event, state FROM pg_stat_activity "
+                        "WHERE pid = :pid"
+                    ),
+                    {"pid": session.pid},
+                ).first()
+            if row is not None:
+                wait = f"wait event {row[0]}/{row[1]} (state {row[2]})"
+        blockers = self.blockers(name)
+        held_by = f", blocked by {', '.join(blockers)}" if blockers else ""
+        return (
+            f"{name} is stuck: '{text}' has not finished after {waited:.2f} s "
+            f"(deadline {self.timeout:.2f} s); the server shows {wait}{held_by}"
+        )
+
+    def transcripts(self) -> dict[str, list[str]]:
+        return {s.name: list(s.transcript) for s in self}
+
+    # -- cleanup ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """End every session: cancel what still runs (so its thread returns), then close."""
+        for session in self:
+            action = session.current
+            if action is not None and not action.done:
+                for gate in session.gates.values():
+                    gate.open()
+                if session.pid is not None:
+                    with self.workspace.run.admin.connect() as conn:
+                        conn.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": session.pid})
+                with contextlib.suppress(Exception):
+                    action.future.result(timeout=self.timeout)
+            session.close()
+        self._sessions.clear()
+
+
+def _result(outcome: Outcome) -> str:
+    if outcome.error is not None:
+        return f"{outcome.condition or type(outcome.error).__name__}"
+    if outcome.rows is not None:
+        return f"{len(outcome.rows)} row(s)"
+    return "ok" if outcome.value is None else repr(outcome.value)
