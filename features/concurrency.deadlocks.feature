@@ -48,12 +48,15 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       Given the ledger locks a transfer's source account first
       And T1 waits 5.0 seconds on a lock before it checks for a deadlock
       And T2 waits 0.05 seconds on a lock before it checks for a deadlock
+      And T2 waits to retry its transfer until told to
       When T1 transfers 10.00 from alice to bob with reference ref-501
       And T2 transfers 20.00 from bob to alice with reference ref-502
       And T1 continues its transfer
       And T2 continues its transfer
-      Then T1's transfer succeeds after 1 attempt
-      And T2's transfer succeeds after 2 attempts
+      Then T2 is waiting to retry its transfer
+      And T1's transfer succeeds after 1 attempt
+      When T2 retries its transfer
+      Then T2's transfer succeeds after 2 attempts
       And each of the references ref-501 and ref-502 is in the ledger once
       And the balances are alice 110.00 and bob 240.50
 

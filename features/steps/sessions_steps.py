@@ -23,6 +23,7 @@ from failspec.harness.matchers import fails_with, succeeds
 from failspec.ledger import Ledger, RetryPolicy, Transfer
 
 BETWEEN_LEGS = "between transfer legs"
+BEFORE_RETRY = "before retrying"
 
 
 def _act(context, name, text, fn):
@@ -208,9 +209,12 @@ def step_pause_between(context, names):
 )
 def step_session_transfer(context, name, amount, source, target, reference):
     session = context.sessions[name]
+    retry_gate = session.gates.get(BEFORE_RETRY)
     retry = RetryPolicy(
-        attempts=getattr(context, "session_attempts", 3), sleep=lambda _: None
-    )  # waits are not what these scenarios specify
+        attempts=getattr(context, "session_attempts", 3),
+        # The wait before a retry is where the scenario may hold the session.
+        sleep=(lambda _: retry_gate(None)) if retry_gate else (lambda _: None),
+    )
     ledger = Ledger(
         session.engine, retry=retry, lock_in_order=getattr(context, "lock_in_order", True)
     )
@@ -224,9 +228,26 @@ def step_session_transfer(context, name, amount, source, target, reference):
     )
 
 
+@given("{name:Session} waits to retry its transfer until told to")
+def step_hold_retry(context, name):
+    session = context.sessions[name]
+    session.gates[BEFORE_RETRY] = Gate(session, BEFORE_RETRY, context.sessions.timeout)
+
+
 @when("{name:Session} continues its transfer")
 def step_continue(context, name):
     context.sessions.resume(name, BETWEEN_LEGS)
+
+
+@when("{name:Session} retries its transfer")
+def step_retry(context, name):
+    context.sessions.resume(name, BEFORE_RETRY)
+
+
+@then("{name:Session} is waiting to retry its transfer")
+def step_waiting_to_retry(context, name):
+    paused = context.sessions.reaches(name, BEFORE_RETRY)
+    assert_that(paused, equal_to(True), f"{name} paused {BEFORE_RETRY}")
 
 
 # -- what the sessions see -------------------------------------------------------------

@@ -213,18 +213,30 @@ class Interleaving:
     def resume(self, name: str, point: str) -> str:
         """Let a paused session go on; return as :meth:`perform` does."""
         session = self[name]
+        assert self.reaches(name, point), f"{name} finished without pausing {point}"
+        session.gates[point].open()
+        session.log(f"continues {point}")
+        action = session.current
+        assert action is not None
+        return self._settle(session, action)
+
+    def reaches(self, name: str, point: str) -> bool:
+        """Wait until the session pauses at ``point`` (True) or its action ends (False).
+
+        It may still be on its way there, e.g. waiting for a lock first.
+        """
+        session = self[name]
         gate = session.gates[point]
         action = session.current
         assert action is not None, f"{name} has done nothing yet"
-        # It may still be on its way there, e.g. just released from a lock wait.
-        until(
-            lambda: gate.reached.is_set() or action.done,
-            timeout=self.timeout, what=f"{name} pausing {point}",
-        )  # fmt: skip
-        assert gate.reached.is_set(), f"{name} finished without pausing {point}"
-        gate.open()
-        session.log(f"continues {point}")
-        return self._settle(session, action)
+        try:
+            until(
+                lambda: gate.reached.is_set() or action.done,
+                timeout=self.timeout, what=f"{name} pausing {point}",
+            )  # fmt: skip
+        except WaitTimeout:
+            raise Stuck(self.describe_stuck(name)) from None
+        return gate.reached.is_set()
 
     def _settle(self, session: ConcurrentSession, action: Action) -> str:
         def settled() -> str | None:
