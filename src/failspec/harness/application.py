@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 from typing import Any
 
 import psycopg2
@@ -45,12 +46,20 @@ class Application:
         #: The ledger's retry policy. Its waits are recorded, not slept: the failures a
         #: scenario injects are deterministic, and the figures are what is specified.
         self.waits: list[float] = []
-        self.retry = RetryPolicy(sleep=self.waits.append, rng=random.Random(20261125))
+        self.retry = RetryPolicy(sleep=self._wait, rng=random.Random(20261125))
+        #: What happens (once) while the ledger waits to retry, e.g. the server restarts.
+        self.during_next_wait: Callable[[], None] | None = None
         #: Interruptions armed for the ledger's next operation (see Ledger.interruptions).
         self.interruptions: dict[str, Any] = {}
         self._orm: Session | None = None
         self._unit_session: Session | None = None
         self._units = contextlib.ExitStack()
+
+    def _wait(self, delay: float) -> None:
+        self.waits.append(delay)
+        if self.during_next_wait is not None:
+            happening, self.during_next_wait = self.during_next_wait, None
+            happening()
 
     def use_pool(self, **options: Any) -> None:
         if self._engine is not None:
@@ -60,7 +69,10 @@ class Application:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = self.workspace.engine(**self.pool_options)
+            options = dict(self.pool_options)
+            if self.connect_timeout is not None:
+                options["connect_args"] = {"connect_timeout": self.connect_timeout}
+            self._engine = self.workspace.engine(**options)
         return self._engine
 
     @property

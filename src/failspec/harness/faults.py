@@ -7,12 +7,16 @@ table fail inside the server, with a real PostgreSQL error (``serialization_fail
 not undo, so exactly *n* attempts fail however the application retries.
 
 Everything lives in the scenario's schema and goes with it.
+
+``ServerFaults`` crashes, restarts, pauses and resumes the server itself, and leaves it
+running when the scenario ends.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 
+from failspec.harness.servers import Server
 from failspec.harness.workspace import Workspace
 
 #: The failure that ends the connection instead of raising an error.
@@ -56,3 +60,40 @@ def arm_insert_failures(workspace: Workspace, failure: str, times: int) -> None:
         )
         conn.execute(sa.text("SELECT setval('failspec_fault_calls', 1, false)"))
         conn.commit()
+
+
+class ServerFaults:
+    """Crash, restart, pause and resume the run's server for one scenario, and put it back
+    (running, not paused) when the scenario ends, whatever happened in it."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.down = False
+        self.paused = False
+        self.log: list[str] = []
+
+    def crash(self) -> None:
+        self.down = True
+        self.server.crash()
+        self.log.append("server crashed")
+
+    def restart(self) -> None:
+        self.server.restart()
+        self.down = False
+        self.log.append("server restarted")
+
+    def pause(self) -> None:
+        self.paused = True
+        self.server.pause()
+        self.log.append("server paused")
+
+    def resume(self) -> None:
+        self.server.resume()
+        self.paused = False
+        self.log.append("server resumed")
+
+    def close(self) -> None:
+        if self.paused:
+            self.resume()
+        if self.down:
+            self.restart()

@@ -11,6 +11,7 @@
 * ``context.audit``     reads committed ledger state through a connection of its own
 * ``context.sessions``  the scenario's concurrent named sessions (T1, T2, …)
 * ``context.history``   what those sessions read and wrote, in order
+* ``context.server_faults`` crashes, restarts, pauses the server; puts it back after
 * ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
 * ``context.outcome``   what the last When-step did (set by steps)
 """
@@ -28,6 +29,7 @@ from failspec.harness.application import Application
 from failspec.harness.audit import Auditor
 from failspec.harness.concurrency import Interleaving
 from failspec.harness.errors import SetupError
+from failspec.harness.faults import ServerFaults
 from failspec.harness.isolation import History, Matrix
 from failspec.harness.settings import Settings
 from failspec.harness.workspace import Run
@@ -38,6 +40,8 @@ from failspec.report import junit
 CHANGES_LEDGER = "changes-ledger"
 #: Scenarios that need a server which checks passwords.
 PASSWORD_AUTH = "password-auth"
+#: Scenarios that crash, restart or pause the server.
+SERVER_CONTROL = "server-control"
 #: How long a concurrent session's action may take to finish, block or pause (s).
 SESSION_DEADLINE = 1.5
 
@@ -87,6 +91,12 @@ def before_scenario(context: Any, scenario: Any) -> None:
             "so it cannot refuse a wrong one"
         )
         return
+    if SERVER_CONTROL in scenario.effective_tags and not context.server.controllable:
+        scenario.skip(
+            f"the {context.server.backend} backend uses a server it did not start, "
+            "so it cannot crash, restart or pause it"
+        )
+        return
     workspace = context.run.workspace(scenario.name)
     context.workspace = workspace
     context.add_cleanup(context.run.retire, workspace)
@@ -97,6 +107,8 @@ def before_scenario(context: Any, scenario: Any) -> None:
     context.sessions = Interleaving(workspace, timeout=deadline)
     context.add_cleanup(context.sessions.close)
     context.history = History()
+    context.server_faults = ServerFaults(context.server)
+    context.add_cleanup(context.server_faults.close)
     context.outcome = None
 
 

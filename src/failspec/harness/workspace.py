@@ -71,13 +71,20 @@ class Run:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="failspec-schemas")
         self._ready: deque[Future[Workspace]] = deque()
         self._retiring: list[Future[None]] = []
+        #: Schemas whose drop failed because the server was down; swept at close.
+        self._unfinished: list[str] = []
 
     def workspace(self, scenario: str) -> Workspace:
         """The next scenario's workspace: a prepared schema, named for the scenario."""
         self._raise_retire_errors()
         if not self._ready:
             self._ready.append(self._worker.submit(self._make))
-        workspace = self._ready.popleft().result()
+        try:
+            workspace = self._ready.popleft().result()
+        except sa.exc.OperationalError:
+            # The server crashed or restarted under the preparation (a scenario with
+            # server control did that); its transaction left nothing. Prepare it now.
+            workspace = self._make()
         workspace.adopt(scenario)
         self.scenarios += 1
         while len(self._ready) < self._ahead:
@@ -101,7 +108,14 @@ class Run:
         """
         self._raise_retire_errors()
         workspace.dispose_engines()
-        self._retiring.append(self._worker.submit(workspace.close))
+        self._retiring.append(self._worker.submit(self._close, workspace))
+
+    def _close(self, workspace: Workspace) -> None:
+        try:
+            workspace.close()
+        except sa.exc.OperationalError:
+            # The server was down (a scenario crashed it): the run's close sweeps it.
+            self._unfinished.append(workspace.schema)
 
     def _raise_retire_errors(self) -> None:
         done = [f for f in self._retiring if f.done()]
@@ -148,7 +162,7 @@ class Run:
         self.observer.dispose()
         if errors:
             raise errors[0]
-        return [name for name in left if name not in spare]
+        return [name for name in left if name not in spare and name not in self._unfinished]
 
 
 class Workspace:

@@ -137,7 +137,8 @@ class Ledger:
         self.lock_in_order = lock_in_order
         #: Named points inside operations where a scenario interrupts the work, as a
         #: real failure would: "between transfer legs" (after the debit, before the
-        #: credit) and "after commit" (the commit happened; its reply never arrives).
+        #: credit), "before commit" (the work is done, COMMIT not yet sent) and "after
+        #: commit" (the commit happened; its reply never arrives).
         self.interruptions: dict[str, Interruption] = {}
 
     # -- schema and setup --------------------------------------------------------------
@@ -265,6 +266,7 @@ class Ledger:
                     if earlier is not None:
                         return earlier
                     row_id = work(conn)
+                    self._interrupt("before commit", conn)
             except sa.exc.IntegrityError as error:
                 if _constraint(error) != REFERENCE_CONSTRAINT:
                     raise

@@ -1,0 +1,48 @@
+@server-control
+Feature: The database server crashes, restarts or freezes: no committed payment is lost, none is doubled
+  The server can stop at any moment: a crash (its processes killed, no shutdown), a
+  restart, or a freeze (its processes stopped, connections left open, nothing answers).
+  What the server confirmed as committed survives a crash; what was not yet committed
+  is gone. The application's pool reconnects, and an operation that was interrupted is
+  retried and applied exactly once. These scenarios need a server the suite started
+  itself; against a server given by URL they are skipped, saying why.
+
+  Background:
+    Given the ledger holds the sample payments
+
+  Rule: A crash keeps every committed payment and loses the transaction that was open
+
+    @changes-ledger
+    Scenario: A crash with a transaction open keeps the committed payments and loses the open one
+      Given the application has paid 25.00 to frank with reference ref-601
+      And the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      When the server crashes and is restarted
+      Then a payment of 25.00 for frank is in the ledger
+      And no payment for dave is in the ledger
+      When the application pays 15.00 to erin with reference ref-602
+      Then it succeeds
+      And a payment of 15.00 for erin is in the ledger
+
+  Rule: An operation the server's crash interrupts is retried when the server is back, and applied exactly once
+
+    @changes-ledger
+    Scenario: The server crashes just before a payment commits; the retry applies it once
+      Given the server will crash just before the next operation commits, and be restarted while the ledger waits to retry
+      When the application pays 15.00 to erin with reference ref-603
+      Then it succeeds after 2 attempts
+      And exactly one operation has the reference ref-603
+      And the balance of erin is 15.00
+
+  Rule: While the server is frozen, new requests fail at the connect timeout; once it resumes, requests succeed
+
+    Scenario: A frozen server makes a request fail at the connect timeout, and the next request after it resumes succeeds
+      Given the application's connect timeout is 2 seconds
+      And the application uses a pool that tests each connection before handing it out
+      When the server is paused
+      And the application reads the ledger through the pool
+      Then it fails with connect_timeout
+      And it fails within 3 seconds
+      When the server resumes
+      And the application reads the ledger through the pool again
+      Then it succeeds

@@ -1,0 +1,35 @@
+"""The server itself fails: it crashes, restarts, or freezes (tag @server-control)."""
+
+from behave import given, when
+
+import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+
+
+@when("the server crashes and is restarted")
+def step_crash_restart(context):
+    context.server_faults.crash()
+    context.server_faults.restart()
+
+
+@given(
+    "the server will crash just before the next operation commits, and be restarted while the ledger waits to retry"
+)
+def step_crash_before_commit(context):
+    faults = context.server_faults
+
+    def crash(conn):
+        del context.app.interruptions["before commit"]  # once
+        faults.crash()
+
+    context.app.interruptions["before commit"] = crash
+    context.app.during_next_wait = faults.restart
+
+
+@when("the server is paused")
+def step_pause(context):
+    context.server_faults.pause()
+
+
+@when("the server resumes")
+def step_resume(context):
+    context.server_faults.resume()
