@@ -5,7 +5,7 @@ Feature: What two transactions at the same time can and cannot do to each other'
   is prevented or allowed there, and what prevents it: a writer waits for the other to
   finish, a transaction fails with serialization_failure (and must be retried), or the
   snapshot the transaction reads from hides the other's change.
-
+  
   The expected verdicts come from PostgreSQL's documentation (chapter "Transaction
   Isolation": read committed never shows uncommitted data, repeatable read reads one
   snapshot and fails a write to a row changed since, serializable also fails any set of
@@ -31,8 +31,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then dirty write (G0) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | prevented | a writer waits for the other to finish       |
+        | level           | verdict   | how                                            |
+        | read committed  | prevented | a writer waits for the other to finish         |
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
@@ -86,9 +86,9 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then circular information flow (G1c) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | prevented | the snapshot hides the change                |
-        | repeatable read | prevented | the snapshot hides the change                |
+        | level           | verdict   | how                                            |
+        | read committed  | prevented | the snapshot hides the change                  |
+        | repeatable read | prevented | the snapshot hides the change                  |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
   Rule: Observed transaction vanishes (OTV): once a transaction's change is seen, no level makes it disappear again
@@ -110,8 +110,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then observed transaction vanishes (OTV) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | prevented | a writer waits for the other to finish       |
+        | level           | verdict   | how                                            |
+        | read committed  | prevented | a writer waits for the other to finish         |
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
@@ -143,8 +143,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then predicate-many-preceders over a write predicate (PMP) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | allowed   | nothing prevents it                          |
+        | level           | verdict   | how                                            |
+        | read committed  | allowed   | nothing prevents it                            |
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
@@ -162,8 +162,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then lost update (P4) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | allowed   | nothing prevents it                          |
+        | level           | verdict   | how                                            |
+        | read committed  | allowed   | nothing prevents it                            |
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
@@ -214,8 +214,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then read skew over a write predicate (G-single) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | allowed   | nothing prevents it                          |
+        | level           | verdict   | how                                            |
+        | read committed  | allowed   | nothing prevents it                            |
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
@@ -232,9 +232,9 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then write skew (G2-item) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | allowed   | nothing prevents it                          |
-        | repeatable read | allowed   | nothing prevents it                          |
+        | level           | verdict   | how                                            |
+        | read committed  | allowed   | nothing prevents it                            |
+        | repeatable read | allowed   | nothing prevents it                            |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
   Rule: Anti-dependency cycles (G2): only serializable stops transactions from each adding what the other's search missed
@@ -250,9 +250,9 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then anti-dependency cycle (G2) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | allowed   | nothing prevents it                          |
-        | repeatable read | allowed   | nothing prevents it                          |
+        | level           | verdict   | how                                            |
+        | read committed  | allowed   | nothing prevents it                            |
+        | repeatable read | allowed   | nothing prevents it                            |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
     # Fekete, O'Neil and O'Neil's read-only anomaly: T3 sees T2's change but not T1's,
@@ -269,7 +269,7 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then anti-dependency cycle of three transactions (G2) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                          |
-        | read committed  | allowed   | nothing prevents it                          |
-        | repeatable read | allowed   | nothing prevents it                          |
+        | level           | verdict   | how                                            |
+        | read committed  | allowed   | nothing prevents it                            |
+        | repeatable read | allowed   | nothing prevents it                            |
         | serializable    | prevented | a transaction fails with serialization_failure |

@@ -14,14 +14,14 @@ Feature: No failure changes committed payments unless it says so
       Then the ledger's fingerprint is unchanged
 
       Examples:
-        | failure                                                        |
-        | a payment with a negative amount is attempted                  |
-        | a payment with no account is attempted                         |
-        | a payment with an unknown status is attempted                  |
-        | a payment reusing a committed reference is attempted           |
-        | a query dividing every amount by zero is attempted             |
-        | a transaction that changed every payment is rolled back        |
-        | a transaction is cut off by the server before it commits       |
+        | failure                                                  |
+        | a payment with a negative amount is attempted            |
+        | a payment with no account is attempted                   |
+        | a payment with an unknown status is attempted            |
+        | a payment reusing a committed reference is attempted     |
+        | a query dividing every amount by zero is attempted       |
+        | a transaction that changed every payment is rolled back  |
+        | a transaction is cut off by the server before it commits |
 
   Rule: The fingerprint notices any change to committed payments
 

@@ -1,0 +1,301 @@
+"""What a run did, read back from the files it left in the reports directory.
+
+behave 1.3.3's JSON output has no Rules: each feature is one flat list of scenarios and
+backgrounds. The Rules (and the steps of scenarios that never ran) come from the feature
+files, parsed with behave's own parser and matched to the JSON by location (file:line).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from behave.model import Rule as ParsedRule
+from behave.model import Scenario as ParsedScenario
+from behave.model import ScenarioOutline
+from behave.parser import parse_file
+
+from failspec.report import junit
+
+#: The anomalies of the isolation matrix, in the order of Adya's and Hermitage's tables.
+ANOMALIES = {
+    "G0": "dirty write",
+    "G1a": "aborted read",
+    "G1b": "intermediate read",
+    "G1c": "circular information flow",
+    "OTV": "observed transaction vanishes",
+    "PMP": "predicate-many-preceders",
+    "P4": "lost update",
+    "G-single": "read skew",
+    "G2-item": "write skew",
+    "G2": "anti-dependency cycles",
+}
+LEVELS = ("read uncommitted", "read committed", "repeatable read", "serializable")
+
+# behave names each row of a Scenario Outline "<name> -- @1.2 <examples name>".
+_OUTLINE_ROW = re.compile(r"\s+-- @\d+\.\d+.*$")
+# behave puts this before the message of a failed assertion.
+_ASSERT_PREFIX = re.compile(r"^(ASSERT FAILED|Assertion Failed):\s*")
+
+
+class ReportError(Exception):
+    """The reports directory does not hold what a report is built from."""
+
+
+def outcome(status: str | None) -> str:
+    """behave's many statuses as the three a reader needs: passed, failed or skipped."""
+    if status == "passed":
+        return "passed"
+    if status in (None, "skipped", "untested"):
+        return "skipped"
+    return "failed"
+
+
+@dataclass
+class Step:
+    keyword: str
+    text: str
+    status: str
+    background: bool
+    table: list[list[str]] | None = None
+    doc: str | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    location: str
+    status: str
+    steps: list[Step]
+    why: str | None = None  # one sentence that explains a failure
+    detail: str | None = None  # the failure's full text, for programmers
+    skip_reason: str | None = None
+    metrics: dict[str, Any] | None = None
+    evidence: dict[str, Any] | None = None
+
+
+@dataclass
+class Rule:
+    title: str
+    scenarios: list[Scenario] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        """holds (every scenario that ran passed), fails, or unchecked (none ran)."""
+        statuses = {s.status for s in self.scenarios}
+        if "failed" in statuses:
+            return "fails"
+        return "holds" if "passed" in statuses else "unchecked"
+
+
+@dataclass
+class Feature:
+    name: str
+    file: str
+    description: list[str]
+    rules: list[Rule]
+
+
+@dataclass
+class Matrix:
+    levels: list[str]
+    rows: list[tuple[str, str, list[str]]]  # anomaly id, plain name, one cell per level
+
+
+@dataclass
+class Run:
+    features: list[Feature]
+    setup_error: str | None = None
+    summary: dict[str, Any] | None = None  # metrics.json "run"
+    matrix: Matrix | None = None
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [rule for feature in self.features for rule in feature.rules]
+
+    @property
+    def scenarios(self) -> list[Scenario]:
+        return [scenario for rule in self.rules for scenario in rule.scenarios]
+
+    def count(self, status: str) -> int:
+        return sum(s.status == status for s in self.scenarios)
+
+    def verdicts(self, verdict: str) -> int:
+        return sum(r.verdict == verdict for r in self.rules)
+
+
+def load_run(reports: Path, base: Path) -> Run:
+    """Read a run from ``reports`` (behave.json, junit/, the harness's JSON files).
+
+    ``base`` is the directory behave ran in: the feature locations are relative to it.
+    """
+    setup_error = junit.read_setup_error(reports / "junit")
+    if setup_error is not None:
+        return Run(features=[], setup_error=setup_error)  # the run did nothing else
+    behave_json = reports / "behave.json"
+    if not behave_json.exists():
+        raise ReportError(f"{behave_json} is missing: run behave with -f json -o {behave_json}")
+    text = behave_json.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ReportError(f"{behave_json} is empty: behave ended before it wrote any result")
+    metrics = _read_json(reports / "metrics.json") or {}
+    per_scenario = {m["location"]: m for m in metrics.get("scenarios", [])}
+    evidence = _read_json(reports / "evidence.json") or {}
+    problems = junit.read_problems(reports / "junit")
+    features = []
+    for data in json.loads(text):
+        feature = _feature(data, base, problems)
+        for scenario in (s for rule in feature.rules for s in rule.scenarios):
+            scenario.metrics = per_scenario.get(scenario.location)
+            # behave's JSON keeps no skip reason; the harness's metrics may.
+            if scenario.metrics and scenario.status == "skipped":
+                scenario.skip_reason = scenario.metrics.get("skip_reason")
+            if scenario.status == "failed":
+                scenario.evidence = evidence.get(scenario.location)
+        features.append(feature)
+    matrix = _read_json(reports / "isolation-matrix.json")
+    return Run(
+        features=features,
+        summary=metrics.get("run"),
+        matrix=_matrix(matrix) if matrix else None,
+    )
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _feature(data: dict[str, Any], base: Path, problems: dict[tuple[str, str], str]) -> Feature:
+    file = data["location"].rsplit(":", 1)[0]
+    parsed = parse_file(str(base / file))
+    by_line = {s.location.line: (rule, s) for rule, s in _walk(parsed)}
+    rules: dict[str, Rule] = {}
+    for element in _scenarios_with_status(data.get("elements", [])):
+        line = int(element["location"].rsplit(":", 1)[1])
+        if line not in by_line:
+            raise ReportError(f"{element['location']} is no scenario: {file} changed since the run")
+        rule_title, parsed_scenario = by_line[line]
+        rule = rules.setdefault(rule_title or parsed.name, Rule(rule_title or parsed.name))
+        rule.scenarios.append(_scenario(element, parsed_scenario, data["name"], problems))
+    return Feature(
+        name=data["name"],
+        file=file,
+        description=_lines(data.get("description")),
+        rules=list(rules.values()),
+    )
+
+
+def _walk(parent: Any, rule: str | None = None) -> Iterator[tuple[str | None, ParsedScenario]]:
+    """Every runnable scenario of a feature with the title of the Rule it is under."""
+    for item in parent.run_items:
+        if isinstance(item, ParsedRule):
+            yield from _walk(item, item.name)
+        elif isinstance(item, ScenarioOutline):
+            yield from ((rule, s) for s in item.scenarios)
+        else:
+            yield rule, item
+
+
+def _scenarios_with_status(elements: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """The scenario elements, each with its own status.
+
+    behave 1.3.3 writes a scenario's status when the next element starts; when that is the
+    Background of the next Rule, the status lands on the Background and the scenario keeps
+    None. Take it back from there.
+    """
+    previous: dict[str, Any] | None = None
+    for element in elements:
+        if element["type"] == "scenario":
+            if previous is not None:
+                yield previous
+            previous = element
+        elif previous is not None and previous["status"] is None:
+            previous["status"] = element.get("status")
+    if previous is not None:
+        yield previous
+
+
+def _scenario(
+    element: dict[str, Any],
+    parsed: ParsedScenario,
+    feature_name: str,
+    problems: dict[tuple[str, str], str],
+) -> Scenario:
+    background = len(list(parsed.background_steps))
+    results = [s.get("result", {}) for s in element["steps"]]
+    steps = []
+    for index, step in enumerate(parsed.all_steps):
+        status = results[index].get("status") if index < len(results) else None
+        steps.append(
+            Step(
+                keyword=step.keyword,
+                text=step.name,
+                status=outcome(status),
+                background=index < background,
+                table=[step.table.headings, *map(list, step.table.rows)] if step.table else None,
+                doc=step.text,
+            )
+        )
+    scenario = Scenario(
+        name=_OUTLINE_ROW.sub("", element["name"]),
+        location=element["location"],
+        status=outcome(element["status"]),
+        steps=steps,
+    )
+    if scenario.status == "failed":
+        scenario.why, scenario.detail = _explain(element, problems, feature_name)
+    return scenario
+
+
+def _explain(
+    element: dict[str, Any], problems: dict[tuple[str, str], str], feature_name: str
+) -> tuple[str, str]:
+    """One sentence that says why a scenario failed, and the full text behind it."""
+    broken = next(
+        (s for s in element["steps"] if outcome(s.get("result", {}).get("status")) == "failed"),
+        None,
+    )
+    where = f"“{broken['keyword']} {broken['name']}”" if broken else "the scenario's hooks"
+    if broken and "error_message" in broken["result"]:
+        detail = "\n".join(_lines(broken["result"]["error_message"]))
+    else:
+        # behave's JSON keeps messages of failed assertions only; JUnit has the others.
+        detail = junit.problem_of(problems, feature_name, element["name"]) or ""
+    message = first_meaningful_line(detail) or f"it ended as {element['status']}"
+    return f"{where} failed: {message}", detail
+
+
+def first_meaningful_line(text: str) -> str:
+    """The message of an error text on one line: the assertion, or a traceback's last line.
+
+    PyHamcrest spreads a mismatch over two lines ("Expected: …" / "but: …"): they are joined.
+    """
+    lines = [_ASSERT_PREFIX.sub("", line).strip() for line in text.strip().splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    if lines[0].startswith("Traceback"):
+        return lines[-1]
+    return " ".join(lines[:2]) if lines[0].startswith("Expected:") else lines[0]
+
+
+def _lines(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else value.splitlines()
+
+
+def _matrix(data: dict[str, dict[str, str]]) -> Matrix:
+    present = {level for cells in data.values() for level in cells}
+    levels = [level for level in LEVELS if level in present]
+    levels += sorted(present - set(LEVELS))
+    ids = [a for a in ANOMALIES if a in data] + sorted(set(data) - set(ANOMALIES))
+    rows = [
+        (a, ANOMALIES.get(a, ""), [data[a].get(level, "not checked") for level in levels])
+        for a in ids
+    ]
+    return Matrix(levels=levels, rows=rows)
