@@ -87,6 +87,12 @@ def step_already_applied(context):
     assert_that(context.outcome.value.already_applied, equal_to(True))
 
 
+@then("it succeeds after {attempts:d} attempts, reporting the operation as already applied")
+def step_already_applied_after(context, attempts):
+    step_already_applied(context)
+    assert_that(context.outcome.value.attempts, equal_to(attempts))
+
+
 @then("it succeeds after {attempts:d} attempts")
 def step_succeeds_after(context, attempts):
     assert_that(context.outcome, succeeds())

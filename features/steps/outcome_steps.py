@@ -1,7 +1,7 @@
 """Then-steps on the captured outcome of the last action (``context.outcome``)."""
 
 from behave import then
-from hamcrest import assert_that, equal_to, is_not, less_than_or_equal_to
+from hamcrest import assert_that, equal_to, greater_than_or_equal_to, is_not, less_than_or_equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import (
@@ -45,6 +45,11 @@ def step_connection_lost(context):
 def step_fails_within(context, limit):
     assert_that(context.outcome, is_not(succeeds()))
     assert_that(context.outcome.elapsed, less_than_or_equal_to(context.settings.seconds(limit)))
+
+
+@then("it took at least {limit:Seconds} seconds")
+def step_took_at_least(context, limit):
+    assert_that(context.outcome.elapsed, greater_than_or_equal_to(limit))
 
 
 @then("it reads {count:d} payments")

@@ -44,6 +44,7 @@ CLIENT_CONDITIONS = {
     "connect_timeout": "the connection was not established within the connect timeout",
     "unknown_host": "the server's host name could not be resolved",
     "connection_lost": "the server closed the connection unexpectedly",
+    "network_timeout": "the network did not acknowledge a request within the TCP user timeout",
     "pool_timeout": "no pooled connection became free within the pool timeout",
     "pending_rollback": "the transaction failed earlier and must be rolled back first",
     "invalid_request": "the data layer refused an operation in its current state",
@@ -67,6 +68,7 @@ _MESSAGE_CONDITIONS: Sequence[tuple[re.Pattern[str], str]] = [
         (r"timeout expired", "connect_timeout"),
         (r"could not translate host name", "unknown_host"),
         (r"server closed the connection unexpectedly", "connection_lost"),
+        (r"(receive|send) data (from|to) server: Connection timed out", "network_timeout"),
         (r"connection already closed", "connection_lost"),
         (r"SSL SYSCALL error: EOF detected", "connection_lost"),
     )

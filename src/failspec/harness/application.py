@@ -14,7 +14,7 @@ from typing import Any
 
 import psycopg2
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
 from failspec.harness.outcomes import Outcome, capture
@@ -36,6 +36,12 @@ class Application:
             "pool_pre_ping": False,
         }
         self._engine: Engine | None = None
+        #: Where the application connects: the server, or a fault proxy in front of it.
+        self.url: URL | None = None
+        #: More psycopg2 connection arguments (e.g. ``tcp_user_timeout``).
+        self.connect_args: dict[str, Any] = {}
+        #: Server parameters for the application's connections (e.g. statement_timeout).
+        self.server_settings: dict[str, str] = {}
         self.sessions = Sessions(lambda: self.engine)
         #: The server process of the connection the application used last.
         self.last_backend_pid: int | None = None
@@ -69,10 +75,15 @@ class Application:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            options = dict(self.pool_options)
+            connect_args = dict(self.connect_args)
             if self.connect_timeout is not None:
-                options["connect_args"] = {"connect_timeout": self.connect_timeout}
-            self._engine = self.workspace.engine(**options)
+                connect_args["connect_timeout"] = self.connect_timeout
+            if self.server_settings:
+                settings = " ".join(f"-c {k}={v}" for k, v in self.server_settings.items())
+                connect_args["options"] = f"{self.workspace.connect_args()['options']} {settings}"
+            self._engine = self.workspace.engine(
+                self.url, connect_args=connect_args, **self.pool_options
+            )
         return self._engine
 
     @property
@@ -158,6 +169,21 @@ class Application:
         outcome = capture("read the ledger through the pool", read)
         outcome.notes["backend_pid"] = self.last_backend_pid
         return outcome
+
+    def run_report(self, server_seconds: float) -> Outcome:
+        """A report that keeps the server busy for ``server_seconds`` (pg_sleep stands in
+        for a heavy query), read through the pool."""
+
+        def report() -> list[Any]:
+            with self.engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        sa.text("SELECT count(*) FROM transactions, pg_sleep(:s)"),
+                        {"s": server_seconds},
+                    )
+                )
+
+        return capture(f"run a report the server needs {server_seconds} s for", report)
 
     def idle_connection_in_pool(self) -> int:
         """Use one pooled connection and return it: the pool now holds it idle."""

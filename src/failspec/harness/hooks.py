@@ -12,6 +12,7 @@
 * ``context.sessions``  the scenario's concurrent named sessions (T1, T2, …)
 * ``context.history``   what those sessions read and wrote, in order
 * ``context.server_faults`` crashes, restarts, pauses the server; puts it back after
+* ``context.network``   the fault proxy between application and server (@network)
 * ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
 * ``context.outcome``   what the last When-step did (set by steps)
 """
@@ -31,6 +32,7 @@ from failspec.harness.concurrency import Interleaving
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import ServerFaults
 from failspec.harness.isolation import History, Matrix
+from failspec.harness.network import Network
 from failspec.harness.settings import Settings
 from failspec.harness.workspace import Run
 from failspec.ledger import Ledger
@@ -42,6 +44,8 @@ CHANGES_LEDGER = "changes-ledger"
 PASSWORD_AUTH = "password-auth"
 #: Scenarios that crash, restart or pause the server.
 SERVER_CONTROL = "server-control"
+#: Scenarios whose application reaches the server through a fault proxy.
+NETWORK = "network"
 #: How long a concurrent session's action may take to finish, block or pause (s).
 SESSION_DEADLINE = 1.5
 
@@ -109,6 +113,11 @@ def before_scenario(context: Any, scenario: Any) -> None:
     context.history = History()
     context.server_faults = ServerFaults(context.server)
     context.add_cleanup(context.server_faults.close)
+    context.network = None
+    if NETWORK in scenario.effective_tags:
+        context.network = Network(context.server)
+        context.add_cleanup(context.network.close)
+        context.app.url = context.network.url()
     context.outcome = None
 
 

@@ -1,8 +1,23 @@
-"""Addresses on 127.0.0.1 that fail in a known way: nobody listens, or nobody answers."""
+"""The network between the application and the server, and how it fails.
+
+* ``DeadAddress``: a port on 127.0.0.1 where nobody listens, or nobody answers.
+* ``Network``: a scenario's fault proxy (``failspec.harness.proxy``) in front of the server.
+* ``PacketLoss``: real packet loss on one loopback port (root and iptables only).
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import shutil
 import socket
+import subprocess
+
+from sqlalchemy.engine import URL
+
+from failspec.harness.proxy import FaultProxy
+from failspec.harness.servers import Server
 
 
 class DeadAddress:
@@ -27,3 +42,110 @@ def refusing() -> DeadAddress:
 
 def silent() -> DeadAddress:
     return DeadAddress(answers_handshake=True)
+
+
+class PacketLoss:
+    """Real packet loss on the loopback: every packet to one port is dropped.
+
+    A silent network, as TCP sees it. The fault proxy's ``timeout`` forwards nothing, but
+    its kernel still acknowledges what the client sends, so only the connect timeout and
+    the statement timeout could notice; with packets dropped, the client's TCP user
+    timeout (``tcp_user_timeout``) notices too. It needs root and iptables; the rule is
+    confined to one port on ``lo`` and names this process, so one a killed run left behind
+    is removed by the next run.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.active = False
+        self._rule = [
+            "INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port),
+            "-m", "comment", "--comment", f"{_COMMENT}{os.getpid()}", "-j", "DROP",
+        ]  # fmt: skip
+
+    @staticmethod
+    def unavailable() -> str | None:
+        """Why packets cannot be dropped on this machine, or None if they can."""
+        if os.geteuid() != 0:
+            return "dropping packets needs root (iptables)"
+        if shutil.which("iptables") is None:
+            return "dropping packets needs iptables, which is not installed"
+        if _iptables("-S", "INPUT").returncode != 0:
+            return "iptables does not work here"
+        return None
+
+    def start(self) -> None:
+        _reap_stale_rules()
+        self._check(_iptables("-I", *self._rule))
+        self.active = True
+
+    def stop(self) -> None:
+        if self.active:
+            self._check(_iptables("-D", *self._rule))
+            self.active = False
+
+    @staticmethod
+    def _check(done: subprocess.CompletedProcess[str]) -> None:
+        if done.returncode != 0:
+            raise RuntimeError(f"iptables failed: {done.stderr.strip()}")
+
+
+_COMMENT = "failspec-packet-loss:"
+
+
+def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
+
+
+def _reap_stale_rules() -> None:
+    """Remove packet-loss rules whose process has gone (a run that was killed)."""
+    for line in _iptables("-S", "INPUT").stdout.splitlines():
+        match = re.search(rf'--comment "?{_COMMENT}(\d+)', line)
+        if match and not _alive(int(match.group(1))):
+            _iptables("-D", *shlex.split(line)[1:])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Network:
+    """The network between the application and the server in one scenario: a fault proxy
+    on 127.0.0.1 that follows the server (also to a new port after a restart), and, where
+    the machine allows, real packet loss on the proxy's port."""
+
+    def __init__(self, server: Server) -> None:
+        endpoint = lambda: (server.endpoint.host, server.endpoint.port)  # noqa: E731
+        self.server = server
+        self.proxy = FaultProxy(endpoint).start()
+        self.packet_loss = PacketLoss(self.proxy.port)
+
+    def url(self) -> URL:
+        """The server's URL, through the proxy."""
+        return self.server.endpoint.url(host=self.proxy.host, port=self.proxy.port)
+
+    def go_silent(self) -> None:
+        """Drop every packet between the application and the proxy."""
+        self.packet_loss.start()
+        self.proxy.note("packet loss: every packet to the proxy is dropped")
+
+    def recover(self) -> None:
+        if self.packet_loss.active:
+            self.packet_loss.stop()
+            self.proxy.note("packet loss ended")
+        self.proxy.restore()
+
+    def log_text(self) -> str:
+        return self.proxy.log_text()
+
+    def close(self) -> None:
+        try:
+            self.packet_loss.stop()
+        finally:
+            self.proxy.close()

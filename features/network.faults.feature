@@ -1,0 +1,93 @@
+@network
+Feature: The network to the database fails: a payment is recorded once or not at all, never twice
+  Between the application and the database there is a network, and it fails: every
+  connection is cut at once, a connection is cut in the middle of a reply, the reply to
+  a COMMIT never arrives, the network goes silent, or it is slow. In each case the
+  question is the same: was the payment recorded once, not at all, or twice? The answer
+  must always be "once" or "not at all", and the application must be told which, or be
+  able to find out.
+  
+  Which setting protects which phase: connecting is bounded by the connect timeout; a
+  request already sent into a silent network, by the TCP user timeout (tcp_user_timeout);
+  the server's work on a statement, by the statement timeout, which never counts the
+  time the network takes.
+
+  Background:
+    Given the ledger holds the sample payments
+
+  Rule: A connection the network cut while it was idle fails once, and the ledger's retry applies the operation once on a new connection
+
+    @changes-ledger
+    Scenario: The network cuts the pooled connection; the next payment is retried on a new one and recorded once
+      Given the application uses a pool that hands out connections untested
+      And the pool holds one idle connection
+      When the network cuts every connection
+      And the application pays 15.00 to erin with reference ref-701
+      Then it succeeds after 2 attempts
+      And exactly one operation has the reference ref-701
+
+  Rule: A connection cut in the middle of a reply gives the reader an error, never a part of the rows
+
+    Scenario: A read cut off in the middle of its reply fails, and the next read returns every payment
+      Given the ledger also holds 200 small payments to dave
+      And the application uses a pool that hands out connections untested
+      And the pool holds one idle connection
+      And the network will cut the connection in the middle of the next reply
+      When the application reads the ledger through the pool
+      Then it fails because the connection was lost
+      When the network recovers
+      And the application reads the ledger through the pool again
+      Then it succeeds
+      And it reads 203 payments
+
+  Rule: When the reply to COMMIT is lost the application cannot know whether it committed; the ledger's retry finds the payment by its reference and never applies it twice
+
+    @changes-ledger
+    Scenario: The reply to a payment's COMMIT is lost; the retry finds the payment committed and does not apply it again
+      Given the network will lose the reply to the next commit, and recover while the ledger waits to retry
+      When the application pays 15.00 to erin with reference ref-702
+      Then it succeeds after 2 attempts, reporting the operation as already applied
+      And exactly one operation has the reference ref-702
+      And the balance of erin is 15.00
+
+    @changes-ledger
+    Scenario: Without a retry, a lost COMMIT reply reads as a lost connection, though the payment was committed
+      Given the application does not retry
+      And the network will lose the reply to the next commit
+      When the application pays 15.00 to erin with reference ref-703
+      Then it fails because the connection was lost
+      And exactly one operation has the reference ref-703
+
+  Rule: A silent network fails each phase within the bound of the setting that protects it, instead of hanging
+
+    Scenario: Connecting over a network that accepts but never answers fails at the connect timeout
+      Given the application's connect timeout is 2 seconds
+      When the network to the database accepts connections but never answers
+      And the application reads the ledger through the pool
+      Then it fails with connect_timeout
+      And it fails within 3 seconds
+
+    Scenario: A request sent into a silent network fails at the TCP user timeout
+      Given the application gives up on a request the network has not acknowledged after 0.5 seconds
+      And the pool holds one idle connection
+      When the network to the database goes silent
+      And the application reads the ledger through the pool
+      Then it fails with network_timeout
+      And it fails within 2 seconds
+
+  Rule: The statement timeout limits the server's time on a statement, never the network's
+
+    Scenario: A slow network does not count against the statement timeout
+      Given the server gives up any statement of the application after 0.20 seconds
+      And the pool holds one idle connection
+      And the network delays every reply by 0.30 seconds
+      When the application reads the ledger through the pool
+      Then it succeeds
+      And it took at least 0.30 seconds
+
+    Scenario: A statement the server needs longer for than the statement timeout is cancelled, also over a slow network
+      Given the server gives up any statement of the application after 0.20 seconds
+      And the pool holds one idle connection
+      And the network delays every reply by 0.30 seconds
+      When the application runs a report the server needs 0.5 seconds for
+      Then it fails with query_canceled
