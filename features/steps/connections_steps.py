@@ -1,9 +1,12 @@
 """Connecting, the application's pool, and connections the server ends."""
 
 from behave import given, when
+from hamcrest import assert_that
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness import network
+from failspec.harness.application import OtherClients
+from failspec.harness.matchers import fails_with
 
 PROBLEMS = {
     "a wrong password": {"password": "not-the-password"},
@@ -61,3 +64,41 @@ def step_server_ends(context):
 @when("the application reads the ledger through the pool again")
 def step_read_through_pool(context):
     context.outcome = context.app.read_through_pool()
+
+
+@given(
+    "the server ends a transaction of the application left idle for more than {seconds:Seconds} seconds"
+)
+def step_idle_timeout(context, seconds):
+    timeout = f"{round(seconds * context.settings.timeout_scale * 1000)}ms"
+    context.app.server_settings["idle_in_transaction_session_timeout"] = timeout
+
+
+@when("the application leaves the transaction idle until the server ends its session")
+def step_leave_idle(context):
+    context.app.leave_transaction_until_ended(timeout=2 * context.settings.timeout_scale)
+
+
+@given("other clients hold every connection the server has left")
+def step_fill_slots(context):
+    others = OtherClients(context.workspace)
+    context.add_cleanup(others.release)
+    context.other_clients = others
+    others.take_every_slot()
+    assert_that(others.refusal, fails_with("too_many_connections"))
+
+
+@when("the application opens one more connection")
+def step_one_more(context):
+    context.outcome = context.app.connect_once()
+
+
+@when("the other clients let their connections go")
+def step_release_slots(context):
+    context.other_clients.release()
+
+
+@when("an administrator ends {name:Session}'s session")
+def step_admin_ends(context, name):
+    pid = context.sessions[name].pid
+    assert context.workspace.terminate(pid), f"{name}'s server process {pid} was not there"

@@ -1,8 +1,9 @@
 """The server itself fails: it crashes, restarts, or freezes (tag @server-control)."""
 
-from behave import given, when
+from behave import given, then, when
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.harness.waiting import until
 
 
 @when("the server crashes and is restarted")
@@ -33,3 +34,12 @@ def step_pause(context):
 @when("the server resumes")
 def step_resume(context):
     context.server_faults.resume()
+
+
+@then('the server\'s log gives the reason "{text}"')
+def step_log_says(context, text):
+    server = context.server
+    if not server.has_log:
+        context.scenario.skip(f"the {server.backend} backend cannot read the server's log")
+        return
+    until(lambda: text in server.log_tail(200), timeout=2, what=f"the server logging {text!r}")

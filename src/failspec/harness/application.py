@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.sessions import DbSession, Sessions
+from failspec.harness.waiting import until
 from failspec.harness.workspace import Workspace
 from failspec.ledger import Ledger, RetryPolicy
 
@@ -185,6 +186,15 @@ class Application:
 
         return capture(f"run a report the server needs {server_seconds} s for", report)
 
+    def leave_transaction_until_ended(self, timeout: float) -> None:
+        """Do nothing in the open transaction until the server has ended its session."""
+        pid = self.session.backend_pid
+        assert pid is not None, "the application holds no connection"
+        until(
+            lambda: pid not in self.workspace.open_backends(),
+            timeout=timeout, what=f"the server ending session {pid}",
+        )  # fmt: skip
+
     def idle_connection_in_pool(self) -> int:
         """Use one pooled connection and return it: the pool now holds it idle."""
         outcome = self.read_through_pool()
@@ -216,3 +226,31 @@ class Application:
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 self._orm.close()
         self.sessions.close()
+
+
+class OtherClients:
+    """Connections of other clients, opened until the server refuses one more: they hold
+    every connection slot the server has left. Released on :meth:`release` (or cleanup)."""
+
+    #: More than any server the suite starts allows (max_connections=100).
+    LIMIT = 500
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.engine = workspace.engine(poolclass=sa.pool.NullPool)
+        self.held: list[Connection] = []
+        self.refusal: Outcome | None = None
+
+    def take_every_slot(self) -> int:
+        for _ in range(self.LIMIT):
+            outcome = capture("another client connects", self.engine.connect)
+            if outcome.error is not None:
+                self.refusal = outcome
+                return len(self.held)
+            self.held.append(outcome.value)
+        raise AssertionError(f"the server accepted {self.LIMIT} more connections")
+
+    def release(self) -> None:
+        for conn in self.held:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.close()
+        self.held.clear()

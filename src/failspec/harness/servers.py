@@ -169,6 +169,9 @@ class Server:
     def stop(self) -> None:
         """Stop what was started; safe to call twice."""
 
+    #: Whether :meth:`log_tail` can read the server's log.
+    has_log = False
+
     def log_tail(self, lines: int = 20) -> str:
         return ""
 
@@ -228,6 +231,8 @@ class EmbeddedServer(Server):
 
     def stop(self) -> None:
         self.pg.stop()
+
+    has_log = True
 
     def log_tail(self, lines: int = 20) -> str:
         return self.pg.log_tail(lines)
@@ -340,6 +345,8 @@ class DockerServer(Server):
             return wrapped.status == status
 
         waiting.until(reached, timeout=30, what=f"container {status}", interval=0.02)
+
+    has_log = True
 
     def log_tail(self, lines: int = 20) -> str:
         return self.container.log_tail(lines)

@@ -1,0 +1,50 @@
+Feature: The server ends a session or refuses one: the work in flight is lost, nothing else is disturbed
+  A server protects itself: it ends a transaction left idle too long, it refuses a
+  connection beyond its limit, and an administrator can end any session. The session
+  ended loses the work of its open transaction, and only that, and the application
+  carries on with a new connection. The server states its reason in its log; psycopg2
+  (with the libpq it bundles) reports only that the connection was lost, because the
+  server's last message is not passed on to the application.
+
+  Background:
+    Given the ledger holds the sample payments
+
+  Rule: A transaction left idle longer than the server allows is ended with its session, and its work is lost
+
+    Scenario: The server ends a transaction left idle; its payment is lost and the pool recovers
+      Given the server ends a transaction of the application left idle for more than 0.20 seconds
+      And the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      When the application leaves the transaction idle until the server ends its session
+      And the application commits the transaction
+      Then it fails because the connection was lost
+      And the server's log gives the reason "terminating connection due to idle-in-transaction timeout"
+      And no payment for dave is in the ledger
+      When the application reads the ledger through the pool
+      Then it succeeds
+
+  Rule: Beyond the server's connection limit a new connection is refused with too_many_connections, and the connections already open keep working
+
+    Scenario: With every connection taken, one more is refused and the open ones keep working
+      Given the application is connected to the ledger
+      And other clients hold every connection the server has left
+      When the application opens one more connection
+      Then it fails with too_many_connections
+      When the application reads the ledger on the same connection
+      Then it succeeds
+      When the other clients let their connections go
+      And the application opens one more connection
+      Then it succeeds
+
+  Rule: A session an administrator ends is lost to the application, and its next work runs on a new connection
+
+    Scenario: An administrator ends a request that waits for a lock
+      When T1 locks the account of alice
+      And T2 locks the account of alice
+      Then T2 is waiting for T1
+      When an administrator ends T2's session
+      Then T2 fails with connection_lost
+      And the server's log gives the reason "terminating connection due to administrator command"
+      When T2 rolls back
+      And T2 reads the balance of bob
+      Then T2 completes
