@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,17 +43,40 @@ def scenario_schemas(server) -> list[str]:
         engine.dispose()
 
 
+def scenario_connections(server) -> list[str]:
+    """Connections named for a scenario (``fs:<run>:<n> …``) still on the server."""
+    engine = server.engine()
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text(
+                        "SELECT application_name FROM pg_stat_activity "
+                        "WHERE starts_with(application_name, 'fs:')"
+                    )
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.server
 def test_a_run_leaves_no_scenario_schema_even_when_scenarios_fail_and_break(server, tmp_path):
     url = server.endpoint.url().render_as_string(hide_password=False)
     done, _ = behave(
-        str(FIXTURE), "-D", "backend=url", "-f", "plain", "--junit-directory", str(tmp_path),
-        env={"DATABASE_URL": url},
+        str(FIXTURE), "-D", "backend=url", "-f", "plain",
+        "--junit-directory", str(tmp_path / "junit"), env={"DATABASE_URL": url},
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "1 scenario passed, 1 failed, 1 error" in output, output
     assert scenario_schemas(server) == []
+    assert scenario_connections(server) == []
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [s["status"] for s in metrics["scenarios"]] == ["passed", "failed", "error"]
+    evidence = json.loads((tmp_path / "evidence.json").read_text())
+    broke = evidence[str(FIXTURE.relative_to(ROOT) / "run.feature") + ":10"]
+    assert "a transaction left open" in broke["leaks"][1]
     assert server.endpoint.password not in output
     assert "failspec: backend=url" in output
 
@@ -111,3 +135,8 @@ def test_an_interrupted_run_stops_its_server_and_leaves_nothing(sig, tmp_path):
     assert run.returncode != 0, output
     assert not embedded._pid_alive(server["pid"]) or embedded._is_zombie(server["pid"])
     assert not Path(server["base"]).exists()
+    with pytest.raises(ConnectionRefusedError):  # the proxy no longer listens
+        socket.create_connection(("127.0.0.1", server["proxy_port"]), timeout=1).close()
+    if server["dropping"]:
+        rules = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True)
+        assert f"failspec-packet-loss:{server['behave_pid']}" not in rules.stdout

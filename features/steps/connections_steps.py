@@ -82,7 +82,7 @@ def step_leave_idle(context):
 @given("other clients hold every connection the server has left")
 def step_fill_slots(context):
     others = OtherClients(context.workspace)
-    context.add_cleanup(others.release)
+    context.workspace.harness_resources.append(others.release)
     context.other_clients = others
     others.take_every_slot()
     assert_that(others.refusal, fails_with("too_many_connections"))

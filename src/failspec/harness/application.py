@@ -48,6 +48,8 @@ class Application:
         self.last_backend_pid: int | None = None
         #: The server process of the connection the server ended last.
         self.ended_pid: int | None = None
+        #: The server process of the connection left idle in the pool.
+        self.idle_pid: int | None = None
         #: The connect timeout (s) the application sets; None keeps the harness's default.
         self.connect_timeout: int | None = None
         #: The ledger's retry policy. Its waits are recorded, not slept: the failures a
@@ -59,6 +61,9 @@ class Application:
         #: Interruptions armed for the ledger's next operation (see Ledger.interruptions).
         self.interruptions: dict[str, Any] = {}
         self._orm: Session | None = None
+        self._held: list[Connection] = []
+        #: Connections the application forgot (see leak_a_transaction); never closed here.
+        self._forgotten: list[Connection] = []
         self._unit_session: Session | None = None
         self._units = contextlib.ExitStack()
 
@@ -83,8 +88,9 @@ class Application:
                 settings = " ".join(f"-c {k}={v}" for k, v in self.server_settings.items())
                 connect_args["options"] = f"{self.workspace.connect_args()['options']} {settings}"
             self._engine = self.workspace.engine(
-                self.url, connect_args=connect_args, **self.pool_options
-            )
+                self.url, label="the application", connect_args=connect_args,
+                **self.pool_options,
+            )  # fmt: skip
         return self._engine
 
     @property
@@ -171,6 +177,32 @@ class Application:
         outcome.notes["backend_pid"] = self.last_backend_pid
         return outcome
 
+    # -- the pool's limits ------------------------------------------------------------
+
+    def hold_connections(self, count: int) -> None:
+        """Check ``count`` connections out of the pool and keep them (until closed)."""
+        for _ in range(count):
+            self._held.append(self.engine.connect())
+
+    def return_one(self) -> None:
+        self._held.pop().close()
+
+    def check_out_one(self) -> Outcome:
+        """Check one more connection out of the pool, and give it straight back."""
+
+        def check_out() -> None:
+            self.engine.connect().close()
+
+        return capture("check out one more connection", check_out)
+
+    def leak_a_transaction(self) -> None:
+        """A data layer's bug, on purpose: a connection checked out, a transaction begun on
+        it, and then forgotten (the harness does not close it; the leak guard must say so).
+        """
+        conn = self.engine.connect()
+        conn.execute(sa.text("SELECT count(*) FROM accounts"))
+        self._forgotten.append(conn)
+
     def run_report(self, server_seconds: float) -> Outcome:
         """A report that keeps the server busy for ``server_seconds`` (pg_sleep stands in
         for a heavy query), read through the pool."""
@@ -201,6 +233,7 @@ class Application:
         if outcome.error is not None:
             raise outcome.error
         assert self.last_backend_pid is not None
+        self.idle_pid = self.last_backend_pid
         return self.last_backend_pid
 
     def connect_once(self, **url_overrides: Any) -> Outcome:
@@ -219,7 +252,18 @@ class Application:
 
         return capture("connect", connect)
 
+    def clean_up_forgotten(self) -> None:
+        """After the leak guard: drop forgotten connections without using them again."""
+        for conn in self._forgotten:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.invalidate()
+        self._forgotten.clear()
+
     def close(self) -> None:
+        for conn in self._held:
+            with contextlib.suppress(sa.exc.SQLAlchemyError):
+                conn.close()
+        self._held.clear()
         with contextlib.suppress(Exception):
             self._units.close()
         if self._orm is not None:
@@ -236,7 +280,7 @@ class OtherClients:
     LIMIT = 500
 
     def __init__(self, workspace: Workspace) -> None:
-        self.engine = workspace.engine(poolclass=sa.pool.NullPool)
+        self.engine = workspace.engine(label="other clients", poolclass=sa.pool.NullPool)
         self.held: list[Connection] = []
         self.refusal: Outcome | None = None
 

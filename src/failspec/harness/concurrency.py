@@ -40,6 +40,8 @@ class Action:
     text: str
     future: Future[Outcome]
     started: float = field(default_factory=time.monotonic)
+    #: When it finished (monotonic), once it has.
+    ended: float | None = None
     #: The sessions this action was seen waiting for (names), in the order first seen.
     waited_for: list[str] = field(default_factory=list)
 
@@ -112,7 +114,8 @@ class ConcurrentSession:
             options = " ".join(f"-c {key}={value}" for key, value in self.settings.items())
             base = self.workspace.connect_args()["options"]
             self._engine = self.workspace.engine(
-                pool_size=1, max_overflow=0, pool_timeout=self.timeout,
+                label=f"session {self.name}", pool_size=1, max_overflow=0,
+                pool_timeout=self.timeout,
                 connect_args={"options": f"{base} {options}".strip()},
             )  # fmt: skip
             event.listen(self._engine, "checkout", self._checked_out)
@@ -144,10 +147,12 @@ class ConcurrentSession:
 
         def run() -> Outcome:
             outcome = capture(f"{self.name}: {text}", fn)
+            action.ended = time.monotonic()
             self.log(f"{text} -> {_result(outcome)}")
             return outcome
 
-        action = Action(text, self._thread.submit(run))
+        action = Action(text, Future())
+        action.future = self._thread.submit(run)
         self.actions.append(action)
         return action
 
@@ -198,17 +203,21 @@ class Interleaving:
 
     # -- running actions --------------------------------------------------------------
 
-    def perform(self, name: str, text: str, fn: Callable[[], Any]) -> str:
-        """Start an action in a session; return when it has finished, is blocked, or paused.
+    def perform(
+        self, name: str, text: str, fn: Callable[[], Any], *, busy: Callable[[], bool] | None = None
+    ) -> str:
+        """Start an action in a session; return when it has finished, is blocked, or paused
+        (or, if ``busy`` is given, as soon as ``busy()`` says the action is under way).
 
         A session still busy with an earlier (blocked) action finishes that one first, as
-        a client library would. Returns ``"finished"``, ``"blocked"`` or ``"paused"``.
+        a client library would. Returns ``"finished"``, ``"blocked"``, ``"paused"`` or
+        ``"busy"``.
         """
         session = self[name]
         if session.current is not None and not session.current.done:
             self.finish(name)
         action = session.submit(text, fn)
-        return self._settle(session, action)
+        return self._settle(session, action, busy)
 
     def resume(self, name: str, point: str) -> str:
         """Let a paused session go on; return as :meth:`perform` does."""
@@ -238,10 +247,14 @@ class Interleaving:
             raise Stuck(self.describe_stuck(name)) from None
         return gate.reached.is_set()
 
-    def _settle(self, session: ConcurrentSession, action: Action) -> str:
+    def _settle(
+        self, session: ConcurrentSession, action: Action, busy: Callable[[], bool] | None = None
+    ) -> str:
         def settled() -> str | None:
             if action.done:
                 return "finished"
+            if busy is not None and busy():
+                return "busy"
             if session.paused_at() is not None:
                 return "paused"
             blockers = self.blockers(session.name)

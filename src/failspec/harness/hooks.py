@@ -15,13 +15,19 @@
 * ``context.network``   the fault proxy between application and server (@network)
 * ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
 * ``context.outcome``   what the last When-step did (set by steps)
+* ``context.run_metrics`` / ``context.scenario_metrics`` the run's and the scenario's
+                        figures (reports/metrics.json)
+* ``context.evidence``  what failed scenarios left for the report (reports/evidence.json)
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +38,11 @@ from failspec.harness.concurrency import Interleaving
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import ServerFaults
 from failspec.harness.isolation import History, Matrix
+from failspec.harness.leaks import Leak, find_leaks
+from failspec.harness.metrics import Metrics, ScenarioMetrics, database_counters
 from failspec.harness.network import Network
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run
+from failspec.harness.workspace import Run, Workspace
 from failspec.ledger import Ledger
 from failspec.report import junit
 
@@ -46,6 +54,12 @@ PASSWORD_AUTH = "password-auth"
 SERVER_CONTROL = "server-control"
 #: Scenarios whose application reaches the server through a fault proxy.
 NETWORK = "network"
+#: Scenarios that leak on purpose: the leak guard must find the leak (and the run stays green).
+EXPECT_LEAK = "expect-leak"
+#: How long a closed connection's server process may take to go, before it is a leak (s).
+LEAK_GRACE = 1.0
+#: Reports the harness writes next to behave's (besides the isolation matrix).
+OUR_REPORTS = ("metrics.json", "evidence.json")
 #: How long a concurrent session's action may take to finish, block or pause (s).
 SESSION_DEADLINE = 1.5
 
@@ -62,7 +76,10 @@ def before_all(context: Any) -> None:
     print(context.server.banner(), flush=True)
     context.run = Run(context.server, prepare=Ledger.create_tables)
     context.matrix = Matrix()
-    matrix_path(context).unlink(missing_ok=True)  # only this run's verdicts may show
+    context.run_metrics = Metrics(context.server.backend, context.server.version)
+    context.evidence = {}
+    for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS)):
+        stale.unlink(missing_ok=True)  # only this run's figures may show
 
 
 def reports_dir(context: Any) -> Path:
@@ -89,6 +106,10 @@ def abort_setup(message: str, junit_directory: str | None = None) -> None:
 
 
 def before_scenario(context: Any, scenario: Any) -> None:
+    started = time.perf_counter()
+    context.scenario_metrics = ScenarioMetrics(
+        str(scenario.location), scenario.feature.name, scenario.name
+    )
     if PASSWORD_AUTH in scenario.effective_tags and not context.server.demands_password():
         scenario.skip(
             f"the {context.server.backend} server accepts any password (trust authentication), "
@@ -104,31 +125,96 @@ def before_scenario(context: Any, scenario: Any) -> None:
     workspace = context.run.workspace(scenario.name)
     context.workspace = workspace
     context.add_cleanup(context.run.retire, workspace)
+    # Contiguous windows: what the server counts between two scenarios goes to the next.
+    metrics = context.run_metrics
+    context.counters_before = metrics.last_counters or database_counters(context.run.admin)
+    # What the harness opens for the scenario is closed before the leak guard looks
+    # (latest first), and again, harmlessly, by behave's cleanups if a hook broke.
     context.audit = Auditor(workspace)
     context.app = Application(workspace)
-    context.add_cleanup(context.app.close)
+    _owned(context, workspace, context.app.close)
     deadline = SESSION_DEADLINE * context.settings.timeout_scale
     context.sessions = Interleaving(workspace, timeout=deadline)
-    context.add_cleanup(context.sessions.close)
+    _owned(context, workspace, context.sessions.close)
     context.history = History()
-    context.server_faults = ServerFaults(context.server)
-    context.add_cleanup(context.server_faults.close)
     context.network = None
     if NETWORK in scenario.effective_tags:
         context.network = Network(context.server)
-        context.add_cleanup(context.network.close)
+        _owned(context, workspace, context.network.close)
         context.app.url = context.network.url()
+    context.server_faults = ServerFaults(context.server)
+    _owned(context, workspace, context.server_faults.close)
     context.outcome = None
+    context.scenario_metrics.overhead_ms = (time.perf_counter() - started) * 1000
+
+
+def _owned(context: Any, workspace: Workspace, close: Callable[[], None]) -> None:
+    workspace.harness_resources.append(close)
+    context.add_cleanup(close)
 
 
 def after_scenario(context: Any, scenario: Any) -> None:
-    """The integrity guard: committed payments may change only where a scenario says so."""
-    audit = getattr(context, "audit", None)
-    if CHANGES_LEDGER in scenario.effective_tags or audit is None or audit.baseline is None:
-        return
-    if scenario.status.has_failed():
-        return  # the scenario already says what went wrong
-    audit.assert_unchanged("after the scenario")
+    """The guards: committed payments change only where a scenario says so, and nothing of
+    the scenario is left holding the server. Then its metrics and, if it failed, its
+    evidence are kept for the reports."""
+    started = time.perf_counter()
+    entry = context.scenario_metrics
+    entry.status = scenario.status.name
+    entry.skip_reason = getattr(scenario, "skip_reason", None)
+    entry.duration_s = round(scenario.duration, 4)
+    context.run_metrics.add(entry)
+    workspace = getattr(context, "workspace", None)
+    if workspace is None:
+        return  # skipped before it started
+    failed = scenario.status.has_failed()
+    if failed:
+        context.evidence[entry.location] = _evidence(context)
+    problems = []
+    try:
+        audit = context.audit
+        if CHANGES_LEDGER not in scenario.effective_tags and audit.baseline and not failed:
+            audit.assert_unchanged("after the scenario")
+    except AssertionError as error:
+        problems.append(str(error))
+    workspace.close_harness_resources()
+    leaks = find_leaks(workspace, grace=LEAK_GRACE * context.settings.timeout_scale)
+    _count(context, entry, workspace)
+    entry.overhead_ms += (time.perf_counter() - started) * 1000
+    if EXPECT_LEAK in scenario.effective_tags:
+        if not leaks:
+            problems.append("the leak guard found no leak, but this scenario leaks on purpose")
+        else:
+            print(f"failspec: leak guard (as expected): {'; '.join(leaks)}", flush=True)
+    elif leaks:
+        if failed:
+            context.evidence[entry.location]["leaks"] = leaks
+        else:
+            problems.append("the scenario left behind: " + "; ".join(leaks))
+    if problems:
+        raise Leak(" / ".join(problems))
+
+
+def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace) -> None:
+    commits, rollbacks = context.run_metrics.last_counters = database_counters(context.run.admin)
+    entry.xact_commit = commits - context.counters_before[0]
+    entry.xact_rollback = rollbacks - context.counters_before[1]
+    entry.peak_connections = workspace.peak_connections
+    entry.rows_changed = workspace.rows_changed
+    entry.commits = workspace.commits
+    entry.rollbacks = workspace.rollbacks
+
+
+def _evidence(context: Any) -> dict[str, Any]:
+    """What a failed scenario leaves for the report: the server's log, the proxy's log and
+    the concurrent sessions' transcripts."""
+    evidence: dict[str, Any] = {"server_log": context.server.log_tail(30)}
+    network = getattr(context, "network", None)
+    if network is not None:
+        evidence["proxy_log"] = network.log_text()
+    transcripts = context.sessions.transcripts()
+    if transcripts:
+        evidence["transcripts"] = transcripts
+    return evidence
 
 
 def after_all(context: Any) -> None:
@@ -138,6 +224,15 @@ def after_all(context: Any) -> None:
         matrix = getattr(context, "matrix", None)
         if matrix is not None and matrix.cells:
             matrix.write(matrix_path(context))
+        metrics = getattr(context, "run_metrics", None)
+        if metrics is not None:
+            metrics.write(reports_dir(context) / "metrics.json")
+            for line in metrics.summary():
+                print(line, flush=True)
+        evidence = getattr(context, "evidence", None)
+        if evidence:
+            path = reports_dir(context) / "evidence.json"
+            path.write_text(json.dumps(evidence, indent=2) + "\n")
         left = run.close() if run is not None else []
         if left:
             raise AssertionError(f"scenario schemas left behind and dropped now: {left}")

@@ -173,7 +173,17 @@ class Workspace:
         self.number = number
         self.schema = f"{SCHEMA_PREFIX}{run.id}_{number}"
         self.application_name = application_name(run.id, number, "(not started)")
-        self._engines: list[Engine] = []
+        self._engines: list[tuple[str, Engine]] = []
+        #: Closers of what the harness opened for the scenario, run before the leak guard.
+        self.harness_resources: list[Callable[[], None]] = []
+        #: Server connections the scenario's engines hold open now, and at most so far.
+        self.connections = 0
+        self.peak_connections = 0
+        #: Rows the scenario's statements inserted, updated or deleted (their row counts).
+        self.rows_changed = 0
+        #: COMMITs and ROLLBACKs the scenario's connections sent.
+        self.commits = 0
+        self.rollbacks = 0
 
     def adopt(self, scenario: str) -> None:
         """Name the workspace for the scenario that uses it (before any connection)."""
@@ -190,16 +200,67 @@ class Workspace:
     def url(self, **overrides: Any) -> URL:
         return self.run.server.endpoint.url(**overrides)
 
-    def engine(self, url: URL | None = None, **kwargs: Any) -> Engine:
-        """An engine whose every connection belongs to this scenario; disposed at close."""
+    def engine(self, url: URL | None = None, *, label: str = "", **kwargs: Any) -> Engine:
+        """An engine whose every connection belongs to this scenario; disposed at close.
+
+        ``label`` names it in the leak guard's findings."""
         connect_args = self.connect_args()
         connect_args.update(kwargs.pop("connect_args", {}))
         engine = sa.create_engine(url or self.url(), connect_args=connect_args, **kwargs)
         endpoint = self.run.server.endpoint
         if url is None or (url.host, url.port) == (endpoint.host, endpoint.port):
             self.run.server.follow(engine)  # an engine for the server follows it on restart
-        self._engines.append(engine)
+        self._count(engine)
+        self._engines.append((label or f"engine #{len(self._engines) + 1}", engine))
         return engine
+
+    def _count(self, engine: Engine) -> None:
+        """Keep the scenario's connection and row figures (for its metrics)."""
+
+        def opened(*_: Any) -> None:
+            self.connections += 1
+            self.peak_connections = max(self.peak_connections, self.connections)
+
+        def closed(*_: Any) -> None:
+            self.connections -= 1
+
+        def executed(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            verb = statement.lstrip()[:6].upper()
+            if verb in ("INSERT", "UPDATE", "DELETE") and cursor.rowcount > 0:
+                self.rows_changed += cursor.rowcount
+
+        sa.event.listen(engine, "connect", opened)
+        sa.event.listen(engine, "close", closed)
+        sa.event.listen(engine, "close_detached", closed)
+
+        def committed(*_: Any) -> None:
+            self.commits += 1
+
+        def rolled_back(*_: Any) -> None:
+            self.rollbacks += 1
+
+        sa.event.listen(engine, "after_cursor_execute", executed)
+        sa.event.listen(engine, "commit", committed)
+        sa.event.listen(engine, "rollback", rolled_back)
+
+    def checked_out(self) -> dict[str, int]:
+        """Connections each of the scenario's pools has handed out and not had back."""
+        return {
+            label: engine.pool.checkedout()
+            for label, engine in self._engines
+            if hasattr(engine.pool, "checkedout")
+        }
+
+    def close_harness_resources(self) -> None:
+        """Close what the harness opened for the scenario (latest first), all of it."""
+        errors = []
+        while self.harness_resources:
+            try:
+                self.harness_resources.pop()()
+            except Exception as error:  # keep closing; report the first problem at the end
+                errors.append(error)
+        if errors:
+            raise errors[0]
 
     def observe(self) -> Connection:
         """A connection of the run's observer, in a transaction whose search_path is this
@@ -234,7 +295,7 @@ class Workspace:
 
     def dispose_engines(self) -> None:
         errors: list[BaseException] = []
-        for engine in self._engines:
+        for _, engine in self._engines:
             try:
                 engine.dispose()
             except Exception as error:  # keep cleaning; report the first problem at the end

@@ -1,0 +1,65 @@
+Feature: The application's connection pool runs out, and gives every connection back
+  The application keeps a pool of connections: a fixed number (the pool size), and a
+  few more when busy (the overflow). When all are in use, a request waits for one to
+  come back, but only up to the pool timeout; then it fails with the pool's timeout,
+  whose message names the limits. Every connection taken from the pool must be given
+  back: after every scenario the harness checks that nothing was left checked out, no
+  connection left open and no transaction left running.
+
+  Background:
+    Given the ledger holds the sample payments
+
+  Rule: With every connection of the pool in use, the next request waits at most the pool timeout, then fails with pool_timeout naming the limits
+
+    Scenario: A request for a connection from an exhausted pool fails after the pool timeout
+      Given the application uses a pool of 2 connections and 1 more when busy, waiting at most 0.2 seconds for one
+      And the application holds 3 connections from its pool
+      When the application checks out one more connection
+      Then it fails with pool_timeout
+      And the error message mentions "QueuePool limit of size 2 overflow 1 reached"
+      And it took at least 0.2 seconds
+
+    Scenario: Once a connection is given back, the next request gets it
+      Given the application uses a pool of 2 connections and 1 more when busy, waiting at most 0.2 seconds for one
+      And the application holds 3 connections from its pool
+      When the application returns one of the connections it holds
+      And the application checks out one more connection
+      Then it succeeds
+
+  Rule: A slow request holds its connection until it ends; the others wait for it, up to the pool timeout
+
+    Scenario: A request waits for the connection a slow report holds, and gets it when the report ends
+      Given the application uses a pool of 1 connections and 0 more when busy, waiting at most 1.0 seconds for one
+      When T1 runs a report through the application's pool that the server needs 0.3 seconds for
+      And T2 reads the ledger through the application's pool
+      Then T2 got its connection only once T1 had given its back
+      And T2 completes
+
+    Scenario: A request that cannot wait as long as a slow report takes fails with pool_timeout
+      Given the application uses a pool of 1 connections and 0 more when busy, waiting at most 0.1 seconds for one
+      When T1 runs a report through the application's pool that the server needs 0.5 seconds for
+      And T2 reads the ledger through the application's pool
+      Then T2 fails with pool_timeout
+      And T1 completes
+
+  Rule: A pool that replaces connections older than its recycle age never hands out an older one
+
+    Scenario: A pooled connection older than the recycle age is replaced when it is next checked out
+      Given the application's pool replaces connections older than 0.2 seconds
+      And the pool holds one idle connection
+      When that connection has become older than the pool allows
+      And the application reads the ledger through the pool
+      Then it was served by a new connection instead of the pool's idle one
+
+    Scenario: A pooled connection younger than the recycle age is handed out again
+      Given the application's pool replaces connections older than 30 seconds
+      And the pool holds one idle connection
+      When the application reads the ledger through the pool
+      Then it was served by the pool's idle connection
+
+  Rule: The harness fails a scenario that leaves a connection checked out or a transaction open
+
+    @expect-leak
+    Scenario: A transaction the application forgot is caught by the leak guard
+      When the application checks out a connection, begins a transaction on it and forgets it
+      Then the committed ledger is unchanged

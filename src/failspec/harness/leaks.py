@@ -1,0 +1,65 @@
+"""The leak guard: after every scenario, nothing of it may still hold the server.
+
+The harness first closes what it opened for the scenario (its named sessions, the
+application's sessions, the clients it simulated, the network proxy). Whatever is left
+belongs to the data layer under specification, and is a leak:
+
+* a pool of the scenario with connections still checked out (never returned);
+* a server connection carrying the scenario's ``application_name`` once its pools are
+  disposed (a connection made outside a pool and never closed), above all one still
+  inside a transaction ("idle in transaction": its locks are held until it ends).
+
+The run's own connections (``failspec:<run>:admin`` and ``…:observer``) carry other
+names and are never counted.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from failspec.harness.waiting import WaitTimeout, until
+from failspec.harness.workspace import Workspace
+
+
+class Leak(AssertionError):
+    """What a scenario left behind, named."""
+
+
+def find_leaks(workspace: Workspace, *, grace: float) -> list[str]:
+    """Dispose the scenario's pools and name whatever still holds the server.
+
+    ``grace``: how long a closed connection's server process may take to exit.
+    """
+    found = [
+        f"the pool of {name} still has {count} connection(s) checked out"
+        for name, count in workspace.checked_out().items()
+        if count
+    ]
+    workspace.dispose_engines()
+    try:
+        until(lambda: not workspace.open_backends(), timeout=grace, what="connections closing")
+    except WaitTimeout:
+        found.extend(_describe(workspace))
+    return found
+
+
+def _describe(workspace: Workspace) -> list[str]:
+    with workspace.run.admin.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT pid, state, now() - xact_start, left(query, 80) FROM pg_stat_activity "
+                "WHERE application_name = :name AND pid <> pg_backend_pid() ORDER BY pid"
+            ),
+            {"name": workspace.application_name},
+        ).all()
+    leaks = []
+    for pid, state, open_for, query in rows:
+        if state and state.startswith("idle in transaction"):
+            seconds = open_for.total_seconds() if open_for is not None else 0.0
+            leaks.append(
+                f"a transaction left open for {seconds:.2f} s on server connection {pid} "
+                f"({state}; last statement: {query!r})"
+            )
+        else:
+            leaks.append(f"server connection {pid} still open ({state}; last: {query!r})")
+    return leaks
