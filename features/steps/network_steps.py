@@ -75,7 +75,7 @@ def step_silent(context):
 
 @when("the network to the database accepts connections but never answers")
 def step_proxy_silent(context):
-    context.network.proxy.timeout()
+    context.network.accept_but_never_answer()
 
 
 @given(

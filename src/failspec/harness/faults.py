@@ -14,10 +14,15 @@ running when the scenario ends.
 
 from __future__ import annotations
 
+import threading
+
 import sqlalchemy as sa
 
 from failspec.harness.servers import Server
 from failspec.harness.workspace import Workspace
+
+#: A frozen server resumes by itself after this long (s).
+HEAL_AFTER = 10.0
 
 #: The failure that ends the connection instead of raising an error.
 LOST_CONNECTION = "lost_connection"
@@ -71,6 +76,8 @@ class ServerFaults:
         self.down = False
         self.paused = False
         self.log: list[str] = []
+        self._healer: threading.Timer | None = None
+        self._lock = threading.Lock()
 
     def crash(self) -> None:
         self.down = True
@@ -83,14 +90,24 @@ class ServerFaults:
         self.log.append("server restarted")
 
     def pause(self) -> None:
+        """Freeze the server; it resumes by itself after ``HEAL_AFTER`` seconds, so a
+        request that nothing else bounds fails its scenario instead of hanging the run."""
         self.paused = True
         self.server.pause()
         self.log.append("server paused")
+        self._healer = threading.Timer(HEAL_AFTER, self.resume)
+        self._healer.daemon = True
+        self._healer.start()
 
     def resume(self) -> None:
-        self.server.resume()
-        self.paused = False
-        self.log.append("server resumed")
+        with self._lock:
+            if self._healer is not None:
+                self._healer.cancel()
+            if not self.paused:
+                return
+            self.server.resume()
+            self.paused = False
+            self.log.append("server resumed")
 
     def close(self) -> None:
         if self.paused:

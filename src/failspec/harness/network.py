@@ -13,6 +13,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import threading
 
 from sqlalchemy.engine import URL
 
@@ -55,9 +56,14 @@ class PacketLoss:
     is removed by the next run.
     """
 
+    #: The fault heals itself after this long (s): a request that nothing else bounds
+    #: then completes late, and its scenario fails instead of hanging the run.
+    HEAL_AFTER = 10.0
+
     def __init__(self, port: int) -> None:
         self.port = port
         self.active = False
+        self._healer: threading.Timer | None = None
         self._rule = [
             "INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port),
             "-m", "comment", "--comment", f"{_COMMENT}{os.getpid()}", "-j", "DROP",
@@ -78,11 +84,16 @@ class PacketLoss:
         _reap_stale_rules()
         self._check(_iptables("-I", *self._rule))
         self.active = True
+        self._healer = threading.Timer(self.HEAL_AFTER, self.stop)
+        self._healer.daemon = True
+        self._healer.start()
 
     def stop(self) -> None:
+        if self._healer is not None:
+            self._healer.cancel()
         if self.active:
-            self._check(_iptables("-D", *self._rule))
             self.active = False
+            self._check(_iptables("-D", *self._rule))
 
     @staticmethod
     def _check(done: subprocess.CompletedProcess[str]) -> None:
@@ -125,6 +136,7 @@ class Network:
         self.server = server
         self.proxy = FaultProxy(endpoint).start()
         self.packet_loss = PacketLoss(self.proxy.port)
+        self._healer: threading.Timer | None = None
 
     def url(self) -> URL:
         """The server's URL, through the proxy."""
@@ -134,6 +146,13 @@ class Network:
         """Drop every packet between the application and the proxy."""
         self.packet_loss.start()
         self.proxy.note("packet loss: every packet to the proxy is dropped")
+
+    def accept_but_never_answer(self) -> None:
+        """The proxy's silent network (Toxiproxy's timeout), healed after ``HEAL_AFTER``."""
+        self.proxy.timeout()
+        self._healer = threading.Timer(PacketLoss.HEAL_AFTER, self.proxy.restore)
+        self._healer.daemon = True
+        self._healer.start()
 
     def recover(self) -> None:
         if self.packet_loss.active:
@@ -145,6 +164,8 @@ class Network:
         return self.proxy.log_text()
 
     def close(self) -> None:
+        if self._healer is not None:
+            self._healer.cancel()
         try:
             self.packet_loss.stop()
         finally:
