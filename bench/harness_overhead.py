@@ -33,9 +33,11 @@ import sqlalchemy as sa
 from failspec.harness import embedded, servers
 from failspec.harness.application import Application
 from failspec.harness.audit import Auditor
+from failspec.harness.leaks import find_leaks
+from failspec.harness.metrics import database_counters
 from failspec.harness.settings import Settings
 from failspec.harness.workspace import Run, Workspace
-from failspec.ledger import SAMPLE_PAYMENTS, Ledger, Payment
+from failspec.ledger import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS, Ledger, Payment
 
 
 def ms_since(started: float) -> float:
@@ -93,7 +95,7 @@ def first_start() -> float:
 def bare_scenario(workspace: Workspace) -> None:
     """What a typical scenario does itself, through the application and the auditor."""
     app, audit = Application(workspace), Auditor(workspace)
-    audit.seed(SAMPLE_PAYMENTS)
+    audit.seed(SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS)
     with contextlib.suppress(sa.exc.IntegrityError):
         app.ledger.record_all([Payment("dave", Decimal("-1.00"), "ref-900")])
     audit.fingerprint()
@@ -123,16 +125,21 @@ def main() -> None:
 
         def empty_ledger() -> None:
             with fixed.observe() as conn:
-                conn.execute(sa.text("TRUNCATE transactions"))
+                conn.execute(sa.text("TRUNCATE transactions, accounts"))
                 conn.commit()
 
         # The harness around the same work; only the harness's part is timed.
         def with_harness() -> float:
             started = time.perf_counter()
             workspace = run.workspace("bench: with harness")
+            database_counters(run.admin)
             overhead = ms_since(started)
             bare_scenario(workspace)
             started = time.perf_counter()
+            workspace.close_harness_resources()
+            leaks = find_leaks(workspace, grace=1.0)
+            assert not leaks, leaks
+            database_counters(run.admin)
             run.retire(workspace)
             return overhead + ms_since(started)
 
@@ -166,7 +173,8 @@ def main() -> None:
         # Alternative 2: one schema for the whole run, TRUNCATE + reseed per scenario.
         def truncate_and_reseed() -> None:
             with fixed.observe() as conn:
-                conn.execute(sa.text("TRUNCATE transactions RESTART IDENTITY"))
+                conn.execute(sa.text("TRUNCATE transactions, accounts RESTART IDENTITY"))
+                Ledger.open_accounts(conn, SAMPLE_ACCOUNTS)
                 Ledger.seed(conn, SAMPLE_PAYMENTS)
                 conn.commit()
 
