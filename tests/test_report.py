@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import shutil
 import subprocess
 import sys
+from html import unescape
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
+from failspec.harness import hooks, isolation
+from failspec.harness.metrics import Metrics, ScenarioMetrics
+from failspec.report import html, model
+from failspec.report.html import build_report
 from failspec.report.junit import write_setup_error
 from failspec.report.model import Run, first_meaningful_line, load_run
 
@@ -88,7 +97,13 @@ def test_a_failed_check_is_explained_by_its_step_and_the_assertion_on_one_line(r
         "“Then dave has been paid 40.00 once” failed: "
         "Expected: 40.00 paid to dave once but: was <2>"
     )
-    assert failed.evidence is not None and set(failed.evidence["transcripts"]) == {"alice", "bob"}
+    assert failed.evidence is not None and set(failed.evidence.transcripts) == {"T1", "T2"}
+    assert failed.evidence.other == {}  # every part of the sample evidence has its place
+
+
+def test_a_skipped_scenario_gives_the_reason_the_harness_recorded(run):
+    [skipped] = [s for s in run.scenarios if s.status == "skipped"]
+    assert skipped.skip_reason == "this run's server offers no server control, so it cannot crash"
 
 
 def test_an_error_outside_assertions_is_explained_from_the_junit_report(run):
@@ -142,3 +157,165 @@ def test_without_behaves_json_the_report_command_fails_in_one_line(tmp_path):
         f"report: cannot build: {tmp_path / 'behave.json'} is missing: "
         f"run behave with -f json -o {tmp_path / 'behave.json'}"
     ]
+
+
+# -- the files the harness writes ---------------------------------------------------------
+#
+# The report is read from files another part of the project writes. These tests hold the
+# report and its sample files to the shapes the harness's own code produces, so that a
+# field the harness renames or adds fails here, not silently on the page.
+
+
+def shape(value: Any) -> Any:
+    """The keys of a JSON value, all the way down (a list by its first item)."""
+    if isinstance(value, dict):
+        return {key: shape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return None
+
+
+def harness_metrics(scenarios: list[model.Scenario]) -> Metrics:
+    """Metrics as the harness keeps them, for ``scenarios``; each figure differs from the
+    others, so one shown in another's place is caught."""
+    metrics = Metrics("embedded", "18.6")
+    for scenario in scenarios:
+        ran = scenario.status != "skipped"
+        metrics.add(
+            ScenarioMetrics(
+                scenario.location, "a feature", scenario.name, scenario.status,
+                duration_s=0.25 if ran else 0.0, overhead_ms=12.5 if ran else 0.0,
+                peak_connections=4 if ran else 0, commits=3 if ran else 0,
+                rollbacks=2 if ran else 0, xact_commit=41 if ran else 0,
+                xact_rollback=17 if ran else 0, rows_changed=7 if ran else 0,
+                skip_reason=None if ran else "the url server accepts any password",
+            )
+        )  # fmt: skip
+    return metrics
+
+
+def harness_evidence(leaks: list[str]) -> dict[str, Any]:
+    """A failed scenario's evidence as the harness's after_scenario hook puts it together."""
+    context = SimpleNamespace(
+        server=SimpleNamespace(log_tail=lambda lines: "LOG:  <the server's last lines>"),
+        network=SimpleNamespace(log_text=lambda: "+0.000s start: listening on 127.0.0.1:1"),
+        sessions=SimpleNamespace(transcripts=lambda: {"T1": ["+0.004s commit -> ok"]}),
+    )
+    evidence = hooks._evidence(context)
+    evidence["leaks"] = leaks  # after_scenario adds what the leak guard found
+    return evidence
+
+
+def test_every_figure_the_harness_writes_has_words_in_the_report():
+    # A new or renamed field of failspec.harness.metrics must be named in failspec.report.html.
+    assert set(Metrics("embedded", "18.6").totals()) == set(html.TOTALS)
+    fields = {f.name for f in dataclasses.fields(ScenarioMetrics)}
+    assert fields == set(html.SCENARIO_LINE) | set(html.NOT_ON_SCENARIO_LINE)
+    assert not set(html.SCENARIO_LINE) & set(html.NOT_ON_SCENARIO_LINE)
+
+
+def test_the_isolation_matrix_names_every_anomaly_and_level_the_harness_checks():
+    assert {a.id for a in isolation.ANOMALIES.values()} <= set(model.ANOMALIES)
+    assert set(isolation.LEVELS) <= set(model.LEVELS)
+
+
+def test_the_sample_files_have_the_shapes_the_harness_writes():
+    samples = {p.name: json.loads(p.read_text()) for p in (FIXTURE / "reports").glob("*.json")}
+    metrics = harness_metrics([model.Scenario("x.feature:1", "x", "passed", [])]).as_json()
+    assert shape(samples["metrics.json"]) == shape(metrics)
+    kinds = {key: type(part) for key, part in harness_evidence(["a leak"]).items()}
+    for sample in samples["evidence.json"].values():  # each with some of the parts, or all
+        assert {key: type(part) for key, part in sample.items()}.items() <= kinds.items()
+    matrix = samples["isolation-matrix.json"]
+    assert list(matrix) == list(dict.fromkeys(a.id for a in isolation.ANOMALIES.values()))
+    assert all(list(row) == list(isolation.LEVELS) for row in matrix.values())
+
+
+@pytest.fixture(scope="module")
+def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The fixture run's report, from metrics, evidence and matrix the harness's code wrote."""
+    directory = tmp_path_factory.mktemp("harness-reports")
+    shutil.copy(reports / "behave.json", directory)
+    shutil.copytree(reports / "junit", directory / "junit")
+    harness_metrics(run.scenarios).write(directory / "metrics.json")
+    failed = [s.location for s in run.scenarios if s.status == "failed"]
+    evidence = {location: harness_evidence(["<a leak> & more"]) for location in failed}
+    (directory / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n")
+    matrix = isolation.Matrix()
+    for name, anomaly in isolation.ANOMALIES.items():
+        for level in isolation.LEVELS:
+            prevented = level == "serializable" or anomaly.id.startswith("G1")
+            verdict = isolation.PREVENTED if prevented else isolation.ALLOWED
+            matrix.record(isolation.Verdict(name, level, verdict, "how"))
+    matrix.write(directory / "isolation-matrix.json")
+    return build_report(directory, base=ROOT).read_text(encoding="utf-8")
+
+
+def article(page: str, location: str) -> str:
+    match = re.search(rf'<article [^>]*data-location="{re.escape(location)}">.*?</article>', page,
+                      re.S)  # fmt: skip
+    assert match, location
+    return match[0]
+
+
+def text(fragment: str) -> str:
+    """What a reader sees of some HTML, on one line."""
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def test_the_report_shows_the_run_from_the_harness_metrics(harness_report):
+    page = harness_report
+    assert "Server: backend <strong>embedded</strong>, PostgreSQL <strong>18.6</strong>" in page
+    # Each scenario shows what its own connections did: commits, not the server's count.
+    passed = text(article(page, f"{LOST_CONNECTION}:16"))
+    assert (
+        "took 0.25 s · 3 commits · 2 rollbacks · 7 rows changed · at most 4 connections at once"
+        " · harness 12.5 ms"
+    ) in passed
+    assert "41" not in passed and "17" not in passed
+    skipped = text(article(page, f"{LOST_CONNECTION}:11"))
+    assert "Skipped: the url server accepts any password." in skipped and "took" not in skipped
+    # The run's totals: the scenarios' own commits, and the server's, said to be server-wide.
+    table = re.search(r'<table class="totals">.*?</table>', page, re.S)[0]
+    totals = text(table)
+    assert "commits by the scenarios 15 COMMITs the scenarios' own connections sent" in totals
+    assert "transactions committed on the server 205 counted by PostgreSQL for the whole" in totals
+    assert "harness time per scenario 12.5 ms" in totals
+    # Every figure in words, never as the harness's key.
+    labels = [text(cell) for cell in re.findall(r'<tr class="\w+"><td>(.*?)</td>', table)]
+    assert labels == [label for label, _ in html.TOTALS.values()]
+    slowest = text(re.search(r'<table class="slowest">.*?</table>', page, re.S)[0])
+    assert "A payment of 0.01 is applied once" in slowest and "@1.1" not in slowest
+
+
+def test_the_report_shows_the_isolation_matrix_the_harness_wrote(harness_report):
+    matrix = re.search(r'<table class="matrix">.*?</table>', harness_report, re.S)[0]
+    rows = [text(row) for row in re.findall(r"<tr>.*?</tr>", matrix, re.S)]
+    assert rows[0] == "anomaly read committed repeatable read serializable"
+    assert len(rows) == 1 + 10
+    assert "G1a aborted read ✔ prevented ✔ prevented ✔ prevented" in rows
+    assert "G2 anti-dependency cycles ✘ allowed ✘ allowed ✔ prevented" in rows
+
+
+def test_the_evidence_the_harness_kept_is_shown_escaped_and_collapsed(harness_report):
+    failed = article(harness_report, f"{LOST_CONNECTION}:23")
+    evidence = re.search(r'<details class="evidence">.*?</details>', failed, re.S)[0]
+    assert "Evidence: the full error, what it left open, what each session did, the network" in (
+        text(evidence)
+    )
+    assert "<li>&lt;a leak&gt; &amp; more</li>" in evidence
+    assert "+0.004s commit -&gt; ok" in evidence
+    assert "LOG:  &lt;the server&#39;s last lines&gt;" in evidence
+    assert "+0.000s start: listening on 127.0.0.1:1" in evidence
+
+
+def test_evidence_the_report_does_not_know_is_shown_under_its_own_name(reports, tmp_path):
+    directory = tmp_path / "reports"
+    shutil.copytree(reports, directory)
+    location = f"{LOST_CONNECTION}:23"
+    evidence = json.loads((directory / "evidence.json").read_text())
+    evidence[location]["locks"] = {"T1": ["<row lock> on dave"]}
+    (directory / "evidence.json").write_text(json.dumps(evidence))
+    page = build_report(directory, base=ROOT).read_text(encoding="utf-8")
+    shown = article(page, location)
+    assert "<h4>locks</h4>" in shown and "&lt;row lock&gt; on dave" in shown

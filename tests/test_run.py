@@ -61,7 +61,7 @@ def scenario_connections(server) -> list[str]:
 
 
 @pytest.mark.server
-def test_a_run_leaves_no_scenario_schema_even_when_scenarios_fail_and_break(server, tmp_path):
+def test_nothing_is_left_when_steps_fail_break_or_a_hook_fails(server, tmp_path):
     url = server.endpoint.url().render_as_string(hide_password=False)
     done, _ = behave(
         str(FIXTURE), "-D", "backend=url", "-f", "plain",
@@ -69,11 +69,13 @@ def test_a_run_leaves_no_scenario_schema_even_when_scenarios_fail_and_break(serv
     )  # fmt: skip
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
-    assert "1 scenario passed, 1 failed, 1 error" in output, output
+    assert "1 scenario passed, 1 failed, 1 error, 1 hook_error" in output, output
+    assert "HOOK-ERROR in after_scenario: Leak: the scenario left behind" in output
     assert scenario_schemas(server) == []
     assert scenario_connections(server) == []
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert [s["status"] for s in metrics["scenarios"]] == ["passed", "failed", "error"]
+    statuses = [s["status"] for s in metrics["scenarios"]]
+    assert statuses == ["passed", "failed", "error", "hook_error"]
     evidence = json.loads((tmp_path / "evidence.json").read_text())
     broke = evidence[str(FIXTURE.relative_to(ROOT) / "run.feature") + ":10"]
     assert "a transaction left open" in broke["leaks"][1]

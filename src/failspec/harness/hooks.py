@@ -191,6 +191,7 @@ def after_scenario(context: Any, scenario: Any) -> None:
         else:
             problems.append("the scenario left behind: " + "; ".join(leaks))
     if problems:
+        entry.status = "hook_error"
         raise Leak(" / ".join(problems))
 
 

@@ -2,10 +2,17 @@
 
 The page opens from disk with no network: inline CSS, no script. Sections whose input
 file a run did not write (isolation matrix, metrics, evidence) are left out.
+
+The figures come from reports/metrics.json (failspec.harness.metrics.Metrics.as_json).
+Each figure the harness writes is named here in plain words, once: a field the harness
+adds or renames shows up in tests/test_report.py, not as a raw key on the page.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +22,58 @@ from failspec.report.model import Run, load_run
 
 REPORT = "report.html"
 
-# metrics.json keys, as a reader says them; a key not listed here is shown as it is.
-_TOTALS = {
-    "duration_s": "duration",
-    "overhead_ms": "harness overhead",
-    "xact_commit": "commits",
-    "xact_rollback": "rollbacks",
-    "rows_changed": "rows changed",
-    "peak_connections": "connections at peak",
+#: metrics.json "run" → "totals": key → (what it is, in a few words; what it means).
+TOTALS: dict[str, tuple[str, str]] = {
+    "duration_s": ("time in scenarios", "the scenarios' steps, added up"),
+    "overhead_ms": (
+        "time the harness took around them",
+        "preparing each scenario's own schema and connections, and checking after it that "
+        "no committed payment changed and nothing was left open",
+    ),
+    "overhead_ms_median": ("harness time per scenario", "typical (median) scenario"),
+    "commits": ("commits by the scenarios", "COMMITs the scenarios' own connections sent"),
+    "rollbacks": ("rollbacks by the scenarios", "ROLLBACKs the scenarios' own connections sent"),
+    "xact_commit": (
+        "transactions committed on the server",
+        "counted by PostgreSQL for the whole database: besides the scenarios' own, the "
+        "harness's checks and anything else using the server",
+    ),
+    "xact_rollback": (
+        "transactions rolled back on the server",
+        "counted by PostgreSQL for the whole database, as above",
+    ),
+    "rows_changed": ("rows changed", "payments and accounts inserted, updated or deleted"),
+    "peak_connections": ("most connections at once", "the most one scenario held at a time"),
 }
+
+
+def _plural(value: int, word: str) -> str:
+    return f"{value} {word}" if value == 1 else f"{value} {word}s"
+
+
+#: A scenario's figures (metrics.json "scenarios"), on one line, in this order.
+SCENARIO_LINE: dict[str, Callable[[Any], str]] = {
+    "duration_s": lambda v: f"took {figure(v, 'duration_s')}",
+    "commits": lambda v: _plural(v, "commit"),
+    "rollbacks": lambda v: _plural(v, "rollback"),
+    "rows_changed": lambda v: f"{_plural(v, 'row')} changed",
+    "peak_connections": lambda v: f"at most {_plural(v, 'connection')} at once",
+    "overhead_ms": lambda v: f"harness {figure(v, 'overhead_ms')}",
+}
+#: What the scenario line leaves out, and why: shown elsewhere, or not the scenario's own.
+NOT_ON_SCENARIO_LINE = {
+    "location": "the scenario's anchor",
+    "feature": "the section it is in",
+    "name": "its title",
+    "status": "its badge",
+    "skip_reason": "the sentence under a skipped scenario",
+    "xact_commit": "server-wide, only in the run's totals",
+    "xact_rollback": "server-wide, only in the run's totals",
+}
+SCENARIO_LINE_TITLE = (
+    "commits and rollbacks: what the scenario's own connections sent; harness: the time "
+    "the harness took around the scenario (preparing it, and checking after it)"
+)
 
 
 def build_report(reports: Path, base: Path | None = None) -> Path:
@@ -46,22 +96,37 @@ def render(run: Run) -> str:
         lstrip_blocks=True,
     )
     environment.filters["figure"] = figure
+    environment.filters["anchor"] = anchor
+    environment.filters["as_text"] = as_text
     environment.globals["metrics_line"] = metrics_line
-    environment.globals["totals"] = _TOTALS
+    environment.globals["metrics_line_title"] = SCENARIO_LINE_TITLE
+    environment.globals["totals"] = TOTALS
     return environment.get_template("report.html.j2").render(run=run)
 
 
 def figure(value: Any, key: str) -> str:
-    """A metric with its unit, from the unit its key ends with (_s, _ms)."""
-    if key.endswith("_ms"):
-        return f"{value:.1f} ms"
-    if key.endswith("_s"):
-        return f"{value:.2f} s"
-    return str(value)
+    """A metric with its unit, from the unit its key names (duration_s, overhead_ms_median)."""
+    unit = _UNIT.search(key)
+    if unit and unit[1] == "ms":
+        return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.1f} ms"
+    if unit:
+        return f"{value:.1f} s" if value >= 10 else f"{value:.2f} s"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+_UNIT = re.compile(r"_(ms|s)(?:_|$)")
 
 
 def metrics_line(metrics: dict[str, Any]) -> str:
-    """A scenario's metrics on one line: 'duration 0.10 s · commits 5 · rollbacks 1 · …'."""
-    return " · ".join(
-        f"{label} {figure(metrics[key], key)}" for key, label in _TOTALS.items() if key in metrics
-    )
+    """A scenario's figures on one line: 'took 0.10 s · 5 commits · 1 rollback · …'."""
+    return " · ".join(show(metrics[key]) for key, show in SCENARIO_LINE.items() if key in metrics)
+
+
+def as_text(value: Any) -> str:
+    """Any JSON value as readable text (a string as it is)."""
+    return value if isinstance(value, str) else json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def anchor(location: str) -> str:
+    """An id for a scenario's place on the page, from its location (file:line)."""
+    return "scenario-" + re.sub(r"[^A-Za-z0-9]+", "-", location).strip("-")

@@ -66,6 +66,42 @@ class Step:
 
 
 @dataclass
+class Evidence:
+    """What the harness kept of a failed scenario: its entry of reports/evidence.json."""
+
+    server_log: str = ""  # the server log's last lines (the whole server's, not only its)
+    proxy_log: str = ""  # the fault proxy's events (@network scenarios only)
+    transcripts: dict[str, list[str]] = field(default_factory=dict)  # session -> lines
+    leaks: list[str] = field(default_factory=list)  # what the leak guard found
+    other: dict[str, Any] = field(default_factory=dict)  # keys this report does not know
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evidence:
+        known = {"server_log", "proxy_log", "transcripts", "leaks"}
+        return cls(
+            server_log=str(data.get("server_log") or ""),
+            proxy_log=str(data.get("proxy_log") or ""),
+            transcripts={str(k): list(v) for k, v in (data.get("transcripts") or {}).items()},
+            leaks=list(data.get("leaks") or []),
+            other={k: v for k, v in data.items() if k not in known},
+        )
+
+    @property
+    def contents(self) -> list[str]:
+        """What it holds besides the full error, in words: ["the server's log", …]."""
+        parts = []
+        if self.leaks:
+            parts.append("what it left open")
+        if self.transcripts:
+            parts.append("what each session did")
+        if self.proxy_log:
+            parts.append("the network's log")
+        if self.server_log:
+            parts.append("the server's log")
+        return parts
+
+
+@dataclass
 class Scenario:
     name: str
     location: str
@@ -74,8 +110,8 @@ class Scenario:
     why: str | None = None  # one sentence that explains a failure
     detail: str | None = None  # the failure's full text, for programmers
     skip_reason: str | None = None
-    metrics: dict[str, Any] | None = None
-    evidence: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None  # its entry of metrics.json "scenarios"
+    evidence: Evidence | None = None
 
 
 @dataclass
@@ -110,7 +146,7 @@ class Matrix:
 class Run:
     features: list[Feature]
     setup_error: str | None = None
-    summary: dict[str, Any] | None = None  # metrics.json "run"
+    summary: dict[str, Any] | None = None  # metrics.json "run" (see failspec.harness.metrics)
     matrix: Matrix | None = None
 
     @property
@@ -154,13 +190,16 @@ def load_run(reports: Path, base: Path) -> Run:
             # behave's JSON keeps no skip reason; the harness's metrics may.
             if scenario.metrics and scenario.status == "skipped":
                 scenario.skip_reason = scenario.metrics.get("skip_reason")
-            if scenario.status == "failed":
-                scenario.evidence = evidence.get(scenario.location)
+            if scenario.status == "failed" and scenario.location in evidence:
+                scenario.evidence = Evidence.from_json(evidence[scenario.location])
         features.append(feature)
+    summary = metrics.get("run")
+    for slow in (summary or {}).get("slowest", []):
+        slow["name"] = scenario_name(slow["name"])
     matrix = _read_json(reports / "isolation-matrix.json")
     return Run(
         features=features,
-        summary=metrics.get("run"),
+        summary=summary,
         matrix=_matrix(matrix) if matrix else None,
     )
 
@@ -241,7 +280,7 @@ def _scenario(
             )
         )
     scenario = Scenario(
-        name=_OUTLINE_ROW.sub("", element["name"]),
+        name=scenario_name(element["name"]),
         location=element["location"],
         status=outcome(element["status"]),
         steps=steps,
@@ -249,6 +288,11 @@ def _scenario(
     if scenario.status == "failed":
         scenario.why, scenario.detail = _explain(element, problems, feature_name)
     return scenario
+
+
+def scenario_name(name: str) -> str:
+    """A scenario's name without the " -- @1.2 examples" behave adds to an outline's row."""
+    return _OUTLINE_ROW.sub("", name)
 
 
 def _explain(
