@@ -8,6 +8,7 @@ is photographed into docs/report.png as well.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ FIXTURE = ROOT / "tests" / "fixtures" / "report"
 WINDOW = (1280, 1600)
 # The scenario that breaks a Rule of the fixture: a repeated payment applied twice.
 REPEATED = "article[data-location$='payments.lost-connection.feature:23']"
+PASSED = "article[data-location$='payments.lost-connection.feature:16']"
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +113,23 @@ def test_the_report_shows_each_rule_why_a_scenario_failed_and_the_isolation_matr
     )
     [skip] = shown(browser, ".scenario.skipped .skip-reason")
     assert skip.text == "Skipped: this run's server offers no server control, so it cannot crash."
+    [figures] = shown(browser, f"{PASSED} .metrics")
+    assert figures.text == (
+        "took 0.14 s · 1 commit · 0 rollbacks · 2 rows changed · at most 2 connections at once"
+        " · harness 4.1 ms"
+    )
 
     matrix = shown(browser, "#isolation-matrix table.matrix")[0]
     rows = [row.text for row in matrix.find_elements(By.TAG_NAME, "tr")]
     assert rows[0] == "anomaly read committed repeatable read serializable"
     assert "P4 lost update ✘ allowed ✔ prevented ✔ prevented" in rows
     assert "G2-item write skew ✘ allowed ✘ allowed ✔ prevented" in rows
+    assert len(rows) == 1 + 10
+
+    totals = [row.text for row in shown(browser, "#metrics table.totals tr")]
+    assert "transactions committed on the server 27 counted by PostgreSQL for the whole" in (
+        " ".join(totals)
+    )
 
     browser.save_screenshot(str(tmp_path / "report.png"))
 
@@ -124,12 +137,40 @@ def test_the_report_shows_each_rule_why_a_scenario_failed_and_the_isolation_matr
 def test_the_evidence_of_a_failure_opens_on_demand(browser, fixture_report):
     open_report(browser, fixture_report)
     [evidence] = shown(browser, f"{REPEATED} details.evidence")
-    transcript = evidence.find_element(By.XPATH, ".//h4[text()='What session alice did']")
+    transcript = evidence.find_element(By.CSS_SELECTOR, "pre.transcript")
     assert not transcript.is_displayed()  # collapsed: the sentence above it is what people read
 
     evidence.find_element(By.TAG_NAME, "summary").click()
     WebDriverWait(browser, 10).until(visible.visibility_of(transcript))
-    assert "COMMIT -> connection lost" in evidence.text
+    assert "What session T1 did (seconds since it began)" in evidence.text
+    assert "+0.023s commit -> connection_lost" in transcript.text
+    assert "idle in transaction" in evidence.find_element(By.CSS_SELECTOR, "ul.leaks").text
+    assert (
+        "limit_data reached downstream"
+        in evidence.find_element(By.CSS_SELECTOR, "pre.proxy-log").text
+    )
+
+
+def test_a_long_server_log_scrolls_inside_its_box(browser, fixture_report, tmp_path):
+    # A server log of any length, and lines with no place to break, leave the page as it is.
+    reports = tmp_path / "reports"
+    shutil.copytree(fixture_report.parent, reports)
+    evidence = json.loads((reports / "evidence.json").read_text())
+    [location] = [key for key in evidence if key.endswith("lost-connection.feature:23")]
+    lines = [
+        f"2026-11-25 07:18:36.{i:03} UTC [12837] LOG:  statement: SELECT {i}" for i in range(500)
+    ]
+    evidence[location]["server_log"] = "\n".join([*lines, "x" * 5000])
+    (reports / "evidence.json").write_text(json.dumps(evidence))
+    open_report(browser, build_report(reports, base=ROOT))
+    [evidence_box] = shown(browser, f"{REPEATED} details.evidence")
+    evidence_box.find_element(By.TAG_NAME, "summary").click()
+    log = evidence_box.find_element(By.CSS_SELECTOR, "pre.server-log")
+    WebDriverWait(browser, 10).until(visible.visibility_of(log))
+    assert log.size["height"] < 500  # it scrolls inside its box …
+    assert browser.execute_script("return arguments[0].scrollHeight", log) > 5000
+    page_width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert page_width <= WINDOW[0]  # … and widens nothing
 
 
 @pytest.mark.skipif(

@@ -65,12 +65,14 @@ class FailFastPostgresContainer(PostgresContainer):
         )  # fmt: skip
         return result.exit_code == 0
 
-    def log_tail(self, lines: int = 5) -> str:
+    def log_tail(self, lines: int = 5, sep: str = " | ") -> str:
+        """The container's last log lines, joined by ``sep`` (one line by default, for
+        error messages)."""
         with contextlib.suppress(Exception):
             out, err = self.get_logs()
             text = (out or b"").decode(errors="replace") + (err or b"").decode(errors="replace")
             tail = [line for line in text.strip().splitlines() if line.strip()][-lines:]
-            return " | ".join(tail) or "no log output"
+            return sep.join(tail) or "no log output"
         return "no log output"
 
     def mapped_port(self) -> int:

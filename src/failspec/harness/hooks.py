@@ -58,6 +58,8 @@ NETWORK = "network"
 EXPECT_LEAK = "expect-leak"
 #: How long a closed connection's server process may take to go, before it is a leak (s).
 LEAK_GRACE = 1.0
+#: How many of the server log's last lines a failed scenario's evidence looks through.
+LOG_LINES = 400
 #: Reports the harness writes next to behave's (besides the isolation matrix).
 OUR_REPORTS = ("metrics.json", "evidence.json")
 #: How long a concurrent session's action may take to finish, block or pause (s).
@@ -167,8 +169,7 @@ def after_scenario(context: Any, scenario: Any) -> None:
     if workspace is None:
         return  # skipped before it started
     failed = scenario.status.has_failed()
-    if failed:
-        context.evidence[entry.location] = _evidence(context)
+    transcripts = context.sessions.transcripts()  # before the sessions are closed
     problems = []
     try:
         audit = context.audit
@@ -185,11 +186,10 @@ def after_scenario(context: Any, scenario: Any) -> None:
             problems.append("the leak guard found no leak, but this scenario leaks on purpose")
         else:
             print(f"failspec: leak guard (as expected): {'; '.join(leaks)}", flush=True)
-    elif leaks:
-        if failed:
-            context.evidence[entry.location]["leaks"] = leaks
-        else:
-            problems.append("the scenario left behind: " + "; ".join(leaks))
+    elif leaks and not failed:
+        problems.append("the scenario left behind: " + "; ".join(leaks))
+    if failed or problems:
+        context.evidence[entry.location] = _evidence(context, workspace, transcripts, leaks)
     if problems:
         entry.status = "hook_error"
         raise Leak(" / ".join(problems))
@@ -205,16 +205,23 @@ def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace) -> None:
     entry.rollbacks = workspace.rollbacks
 
 
-def _evidence(context: Any) -> dict[str, Any]:
-    """What a failed scenario leaves for the report: the server's log, the proxy's log and
-    the concurrent sessions' transcripts."""
-    evidence: dict[str, Any] = {"server_log": context.server.log_tail(30)}
+def _evidence(
+    context: Any, workspace: Workspace, transcripts: dict[str, list[str]], leaks: list[str]
+) -> dict[str, Any]:
+    """What a failed scenario leaves for the report, taken once its connections are
+    closed: the server log's lines about this scenario (those carrying its
+    application_name, where the log shows it; else the log's last lines), the proxy's
+    log, the concurrent sessions' transcripts and what the leak guard found."""
+    tail = context.server.log_tail(LOG_LINES).splitlines()
+    own = [line for line in tail if workspace.application_name in line]
+    evidence: dict[str, Any] = {"server_log": "\n".join(own or tail[-30:])}
     network = getattr(context, "network", None)
     if network is not None:
         evidence["proxy_log"] = network.log_text()
-    transcripts = context.sessions.transcripts()
     if transcripts:
         evidence["transcripts"] = transcripts
+    if leaks:
+        evidence["leaks"] = leaks
     return evidence
 
 

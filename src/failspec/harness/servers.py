@@ -349,7 +349,7 @@ class DockerServer(Server):
     has_log = True
 
     def log_tail(self, lines: int = 20) -> str:
-        return self.container.log_tail(lines)
+        return self.container.log_tail(lines, sep="\n")
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
