@@ -103,3 +103,26 @@ def test_a_failed_action_is_captured_not_raised(sessions: Interleaving) -> None:
     fn = lambda: session.conn.exec_driver_sql("SELECT 1/0").scalar()  # noqa: E731
     assert sessions.perform("T1", "divide", fn) == "finished"
     assert sessions.finish("T1").condition == "division_by_zero"
+
+
+def test_close_fails_a_paused_operation_instead_of_letting_it_go_on(
+    sessions: Interleaving, workspace: Workspace
+) -> None:
+    # T1 pauses; if it went on, its update would wait for the lock T2 (closed later) holds.
+    t1, t2 = sessions["T1"], sessions["T2"]
+    gate = Gate(t1, "in the middle", timeout=5.0)
+    t1.gates["in the middle"] = gate
+    sessions.perform("T2", "lock", lambda: t2.conn.exec_driver_sql("SELECT * FROM t FOR UPDATE"))
+
+    def update_after_pause() -> int:
+        gate(None)
+        return t1.conn.exec_driver_sql("UPDATE t SET v = 0").rowcount
+
+    assert sessions.perform("T1", "update after a pause", update_after_pause) == "paused"
+    action = t1.current
+    sessions.close()
+    assert action.done
+    assert "closed while paused" in str(action.future.exception())
+    with workspace.run.admin.connect() as conn:
+        value = conn.execute(sa.text(f"SELECT v FROM {workspace.schema}.t")).scalar_one()
+    assert value == 10  # the update never ran

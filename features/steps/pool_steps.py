@@ -1,5 +1,6 @@
 """The application's connection pool: its limits, and connections it must give back."""
 
+import threading
 import time
 
 import sqlalchemy as sa
@@ -51,6 +52,7 @@ def step_grown_old(context):
 )
 def step_slow_report(context, name, seconds):
     pool = context.app.engine.pool
+    context.pool_events = _pool_events(context.app.engine)
 
     def report():
         with context.app.engine.connect() as conn:
@@ -71,14 +73,32 @@ def step_session_read_pool(context, name):
     context.sessions.perform(name, "read the ledger through the pool", read)
 
 
+def _pool_events(engine):
+    """(event, when, session) for each checkout and checkin of the pool, from now on."""
+    events = []
+
+    def record(kind):
+        def listener(*_):
+            session = threading.current_thread().name.split("-")[-1].split("_")[0]
+            events.append((kind, time.monotonic(), session))
+
+        return listener
+
+    sa.event.listen(engine.pool, "checkout", record("checkout"))
+    sa.event.listen(engine.pool, "checkin", record("checkin"))
+    return events
+
+
 @then("{name:Session} got its connection only once {other:Session} had given its back")
 def step_waited_for_return(context, name, other):
-    waiting = context.sessions[name].current
-    holder = context.sessions[other].current
+    asked = context.sessions[name].current.started
     context.sessions.finish(name)
     context.sessions.finish(other)
-    assert_that(holder.ended, less_than_or_equal_to(waiting.ended), f"when {other} finished")
-    assert_that(waiting.started, less_than_or_equal_to(holder.ended), f"when {name} asked")
+    events = context.pool_events
+    given_back = next(t for kind, t, who in events if kind == "checkin" and who == other)
+    got = next(t for kind, t, who in events if kind == "checkout" and who == name)
+    assert_that(asked, less_than_or_equal_to(given_back), f"{name} asked before {other} gave back")
+    assert_that(given_back, less_than_or_equal_to(got), f"{name} got it after {other} gave back")
 
 
 @when("the application checks out a connection, begins a transaction on it and forgets it")

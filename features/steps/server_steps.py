@@ -42,4 +42,7 @@ def step_log_says(context, text):
     if not server.has_log:
         context.scenario.skip(f"the {server.backend} backend cannot read the server's log")
         return
-    until(lambda: text in server.log_tail(200), timeout=2, what=f"the server logging {text!r}")
+    until(
+        lambda: text in server.log_tail(200),
+        timeout=2 * context.settings.timeout_scale, what=f"the server logging {text!r}",
+    )  # fmt: skip

@@ -40,11 +40,6 @@ class Auditor:
                 )
             conn.commit()
 
-    def references(self) -> list[str]:
-        """The client reference of every committed operation, one entry per operation."""
-        with self.workspace.observe() as conn:
-            return list(conn.execute(sa.text("SELECT client_ref FROM transactions")).scalars())
-
     def balances(self) -> dict[str, Decimal]:
         with self.workspace.observe() as conn:
             return Ledger.balances(conn)

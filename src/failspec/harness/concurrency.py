@@ -63,6 +63,7 @@ class Gate:
         self.timeout = timeout
         self.reached = threading.Event()
         self._go = threading.Event()
+        self._aborted = False
         self.used = False
 
     def __call__(self, conn: Connection | None) -> None:
@@ -73,10 +74,17 @@ class Gate:
         self.reached.set()
         if not self._go.wait(self.timeout):
             raise Stuck(f"{self.session.name} was never told to continue {self.point}")
+        if self._aborted:
+            raise Stuck(f"{self.session.name} was closed while paused {self.point}")
 
     def open(self) -> None:
         self.reached.clear()
         self._go.set()
+
+    def abort(self) -> None:
+        """Release a paused session by failing its operation (never by letting it go on)."""
+        self._aborted = True
+        self.open()
 
 
 class ConcurrentSession:
@@ -176,12 +184,15 @@ class ConcurrentSession:
         return any(o.condition == condition for o in self.outcomes())
 
     def close(self) -> None:
-        """Close the connection on the session's thread, then end the thread."""
+        """Close the connection on the session's thread, then end the thread: waited for
+        when the session is idle, left to end on its own when it is stuck (never waited
+        for without limit)."""
+        idle = self.current is None or self.current.done
         if self._conn is not None:
             conn, self._conn = self._conn, None
             with contextlib.suppress(Exception):
                 self._thread.submit(conn.close).result(timeout=self.timeout)
-        self._thread.shutdown(wait=True, cancel_futures=True)
+        self._thread.shutdown(wait=idle)
 
 
 class Interleaving:
@@ -337,19 +348,49 @@ class Interleaving:
     # -- cleanup ----------------------------------------------------------------------
 
     def close(self) -> None:
-        """End every session: cancel what still runs (so its thread returns), then close."""
-        for session in self:
-            action = session.current
-            if action is not None and not action.done:
-                for gate in session.gates.values():
-                    gate.open()
-                if session.pid is not None:
-                    with self.workspace.run.admin.connect() as conn:
-                        conn.execute(sa.text("SELECT pg_cancel_backend(:p)"), {"p": session.pid})
-                with contextlib.suppress(Exception):
-                    action.future.result(timeout=self.timeout)
-            session.close()
+        """End every session, also after a failure, without waiting without limit.
+
+        Idle sessions close first (rolling back, so their locks go); a paused operation is
+        failed, not let go on; a running statement is cancelled again at every poll, and
+        its server process ended at the deadline. A session that still does not finish is
+        reported as stuck, after every other session has been closed.
+        """
+        sessions = list(self)
         self._sessions.clear()
+        idle = [s for s in sessions if s.current is None or s.current.done]
+        busy = [s for s in sessions if s not in idle]
+        for session in idle:
+            session.close()
+        stuck = []
+        for session in busy:
+            for gate in session.gates.values():
+                gate.abort()
+            if not self._stop(session):
+                stuck.append(session.name)
+            session.close()
+        if stuck:
+            raise Stuck(f"sessions still running after cancel and terminate: {stuck}")
+
+    def _stop(self, session: ConcurrentSession) -> bool:
+        """Cancel the session's statement until its action ends; terminate it at the
+        deadline. Whether the action ended."""
+        action = session.current
+        assert action is not None
+
+        def ended(signal: str) -> bool:
+            if not action.done and session.pid is not None:
+                with self.workspace.run.admin.connect() as conn:
+                    conn.execute(sa.text(f"SELECT {signal}(:p)"), {"p": session.pid})
+            return action.done
+
+        for signal in ("pg_cancel_backend", "pg_terminate_backend"):
+            with contextlib.suppress(WaitTimeout):
+                until(
+                    lambda signal=signal: ended(signal),  # type: ignore[misc]
+                    timeout=self.timeout, what=f"{session.name} ending",
+                )  # fmt: skip
+                return True
+        return action.done
 
 
 def _result(outcome: Outcome) -> str:

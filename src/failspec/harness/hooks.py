@@ -31,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from failspec.conditions import first_line
 from failspec.harness import servers
 from failspec.harness.application import Application
 from failspec.harness.audit import Auditor
@@ -38,7 +39,7 @@ from failspec.harness.concurrency import Interleaving
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import ServerFaults
 from failspec.harness.isolation import History, Matrix
-from failspec.harness.leaks import Leak, find_leaks
+from failspec.harness.leaks import find_leaks
 from failspec.harness.metrics import Metrics, ScenarioMetrics, database_counters
 from failspec.harness.network import Network
 from failspec.harness.settings import Settings
@@ -158,7 +159,8 @@ def _owned(context: Any, workspace: Workspace, close: Callable[[], None]) -> Non
 def after_scenario(context: Any, scenario: Any) -> None:
     """The guards: committed payments change only where a scenario says so, and nothing of
     the scenario is left holding the server. Then its metrics and, if it failed, its
-    evidence are kept for the reports."""
+    evidence are kept for the reports. Every phase runs, whatever an earlier one raised;
+    what went wrong is reported together at the end."""
     started = time.perf_counter()
     entry = context.scenario_metrics
     entry.status = scenario.status.name
@@ -170,17 +172,21 @@ def after_scenario(context: Any, scenario: Any) -> None:
         return  # skipped before it started
     failed = scenario.status.has_failed()
     transcripts = context.sessions.transcripts()  # before the sessions are closed
-    problems = []
-    try:
+    problems: list[str] = []
+    leaks: list[str] = []
+
+    def integrity() -> None:
         audit = context.audit
         if CHANGES_LEDGER not in scenario.effective_tags and audit.baseline and not failed:
             audit.assert_unchanged("after the scenario")
-    except AssertionError as error:
-        problems.append(str(error))
-    workspace.close_harness_resources()
-    leaks = find_leaks(workspace, grace=LEAK_GRACE * context.settings.timeout_scale)
-    _count(context, entry, workspace)
-    entry.overhead_ms += (time.perf_counter() - started) * 1000
+
+    def guard() -> None:
+        leaks.extend(find_leaks(workspace, grace=LEAK_GRACE * context.settings.timeout_scale))
+
+    _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
+    _attempt(problems, "the integrity guard", integrity)
+    _attempt(problems, "the leak guard", guard)
+    _attempt(problems, "counting", lambda: _count(context, entry, workspace))
     if EXPECT_LEAK in scenario.effective_tags:
         if not leaks:
             problems.append("the leak guard found no leak, but this scenario leaks on purpose")
@@ -190,9 +196,23 @@ def after_scenario(context: Any, scenario: Any) -> None:
         problems.append("the scenario left behind: " + "; ".join(leaks))
     if failed or problems:
         context.evidence[entry.location] = _evidence(context, workspace, transcripts, leaks)
+    entry.overhead_ms += (time.perf_counter() - started) * 1000
     if problems:
         entry.status = "hook_error"
-        raise Leak(" / ".join(problems))
+        raise GuardFailed(" / ".join(problems))
+
+
+class GuardFailed(AssertionError):
+    """What the guards found after a scenario: a changed ledger, a leak, a broken cleanup."""
+
+
+def _attempt(problems: list[str], what: str, phase: Callable[[], None]) -> None:
+    try:
+        phase()
+    except AssertionError as error:
+        problems.append(str(error))
+    except Exception as error:  # every phase runs; the scenario reports them all
+        problems.append(f"{what} failed: {type(error).__name__}: {first_line(error)}")
 
 
 def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace) -> None:

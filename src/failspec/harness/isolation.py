@@ -42,13 +42,18 @@ NOTHING = "nothing prevents it"
 class Event:
     seq: int
     session: str
-    kind: str  # read | list | write | insert | delete | commit | rollback
+    kind: str  # read | list | write | insert | delete | commit_sent | commit | rollback
     account: str | None = None
     value: Any = None
+    #: The statement's parameters, where a detector needs them (e.g. a predicate's amount).
+    detail: Any = None
 
 
 class History:
-    """Every read and write the sessions made, in the order the server answered them."""
+    """Every read and write the sessions made, numbered in the order the sessions
+    recorded them: a statement's event is added once its result is back, and
+    ``commit_sent`` just before a COMMIT goes out. A statement that waited for a lock is
+    therefore recorded after whatever released the lock was sent."""
 
     def __init__(self) -> None:
         self.events: list[Event] = []
@@ -62,9 +67,12 @@ class History:
             self._tellers[session.name] = Teller(session, self)
         return self._tellers[session.name]
 
-    def add(self, session: str, kind: str, account: str | None = None, value: Any = None) -> None:
+    def add(
+        self, session: str, kind: str, account: str | None = None, value: Any = None,
+        detail: Any = None,
+    ) -> None:  # fmt: skip
         with self._lock:
-            self.events.append(Event(next(self._seq), session, kind, account, value))
+            self.events.append(Event(next(self._seq), session, kind, account, value, detail))
 
     def of(self, session: str, kind: str | None = None) -> list[Event]:
         return [e for e in self.events if e.session == session and kind in (None, e.kind)]
@@ -184,13 +192,14 @@ class Teller:
                     sa.text(f"DELETE FROM accounts WHERE {where} RETURNING name"), params
                 ).scalars()
             )
-            self.history.add(self.session.name, "delete", label, names)
+            self.history.add(self.session.name, "delete", label, names, detail=params)
             return len(names)
 
         return self._guarded(run)
 
     def commit(self) -> Step:
         def run(conn: sa.Connection) -> None:
+            self.history.add(self.session.name, "commit_sent")
             conn.commit()
             # COMMIT of a transaction in which a statement failed rolls it back silently.
             self.history.add(self.session.name, "rollback" if self.failed else "commit")
@@ -257,7 +266,20 @@ Detector = Callable[[Observation], bool]
 
 
 def _dirty_write(o: Observation) -> bool:
-    """G0: the committed state mixes two writers' values (no single order explains it)."""
+    """G0: T2 overwrote a row T1 had written before T1 ended (its COMMIT or ROLLBACK was
+    not yet sent), or the committed state mixes the two writers' values."""
+    ends = [e.seq for e in o.history.of("T1") if e.kind in ("commit_sent", "rollback")]
+    t1_end = ends[0] if ends else float("inf")
+    overwrote = any(
+        w1.account == w2.account and w1.seq < w2.seq < t1_end
+        for w1 in o.writes("T1")
+        for w2 in o.writes("T2")
+    )
+    return overwrote or _mixed_writers(o)
+
+
+def _mixed_writers(o: Observation) -> bool:
+    """The committed state mixes two writers' values: no serial order explains it."""
     writers = {}
     for account in {e.account for name in ("T1", "T2") for e in o.writes(name)}:
         writers[account] = {
@@ -327,8 +349,10 @@ def _lost_update(o: Observation) -> bool:
 
 
 def _read_skew(o: Observation) -> bool:
-    """G-single: T1 saw an account at two balances, or a total of balances that no
-    committed state ever had (T2's change keeps the total)."""
+    """G-single: T1 committed having seen an account at two balances, or a total of
+    balances that no committed state ever had (T2's change keeps the total)."""
+    if not o.committed("T1"):
+        return False  # reads of a transaction that did not commit prove nothing
     seen: dict[str, set[Decimal]] = {}
     for read in o.reads("T1"):
         seen.setdefault(read.account, set()).add(read.value)
@@ -340,29 +364,73 @@ def _read_skew(o: Observation) -> bool:
 
 
 def _write_after_skewed_read(o: Observation) -> bool:
-    """G-single over a write predicate: T1 read before T2 and then wrote by a predicate
-    over T2's committed rows, and committed."""
-    return bool(o.history.of("T1", "delete")) and o.committed("T1")
+    """G-single over a write predicate: T1, which read the balances as they were before
+    T2, deleted by a predicate and committed, and the delete did not match what its own
+    view held (it matched T2's committed rows instead)."""
+    deletes = o.history.of("T1", "delete")
+    if not deletes or not o.committed("T1"):
+        return False
+    amount = deletes[-1].detail["v"]
+    in_view = {name for name, balance in o.initial.items() if balance == amount}
+    return set(deletes[-1].value) != in_view
 
 
-def _both_committed(o: Observation) -> bool:
-    """G2-item / G2: two transactions that each read what the other then changed both
-    committed (a cycle of anti-dependencies)."""
-    return o.committed("T1") and o.committed("T2")
+def _write_skew(o: Observation) -> bool:
+    """G2-item: T1 and T2 each read, at its old value, the account the other changed,
+    and both committed (each must come before the other: a cycle)."""
+
+    def read_old_value_of_others_write(reader: str, writer: str) -> bool:
+        written = {w.account for w in o.writes(writer)}
+        return any(
+            r.account in written and r.value == o.initial.get(r.account) for r in o.reads(reader)
+        )
+
+    return (
+        o.committed("T1")
+        and o.committed("T2")
+        and read_old_value_of_others_write("T1", "T2")
+        and read_old_value_of_others_write("T2", "T1")
+    )
+
+
+def _predicate_cycle(o: Observation) -> bool:
+    """G2: T1 and T2 each searched, each missed the account the other then opened, and
+    both committed."""
+
+    def missed(searcher: str, opener: str) -> bool:
+        opened = {e.account for e in o.history.of(opener, "insert")}
+        found = {name for event in o.lists(searcher) for name, _ in event.value}
+        return bool(opened) and bool(o.lists(searcher)) and not opened & found
+
+    return o.committed("T1") and o.committed("T2") and missed("T1", "T2") and missed("T2", "T1")
 
 
 def _read_only_anomaly(o: Observation) -> bool:
-    """G2 with three transactions: T3 saw T2's change, and T1 — which read before T2
-    wrote, so must come before T2 — still wrote and committed after T3 read."""
+    """G2 with three transactions: T3 saw T2's change and committed, and T1 — which read
+    before T2 wrote, so must come before T2 — still wrote and committed after T3 read."""
     t2 = {(w.account, w.value) for w in o.writes("T2")}
     t3_saw_t2 = any((r.account, r.value) in t2 for r in o.reads("T3"))
-    return t3_saw_t2 and bool(o.writes("T1")) and o.committed("T1")
+    return t3_saw_t2 and o.committed("T3") and bool(o.writes("T1")) and o.committed("T1")
+
+
+def _saw_old_values(o: Observation) -> str | None:
+    """G1c's cause when prevented: each read the row the other changed at its old value
+    (the snapshot hid the change), whatever happened to them afterwards."""
+    for reader, writer in (("T1", "T2"), ("T2", "T1")):
+        written = {w.account for w in o.writes(writer)}
+        reads = [r for r in o.reads(reader) if r.account in written]
+        if not reads or any(r.value != o.initial.get(r.account) for r in reads):
+            return None
+    return BY_SNAPSHOT
 
 
 @dataclass(frozen=True)
 class Anomaly:
     id: str
     detector: Detector
+    #: What prevented it, where the general rule (an abort, else a wait, else the
+    #: snapshot) would name something that happened for another reason.
+    cause: Callable[[Observation], str | None] | None = None
 
 
 #: The anomalies a scenario may name, as the specification words them.
@@ -370,7 +438,7 @@ ANOMALIES: dict[str, Anomaly] = {
     "dirty write (G0)": Anomaly("G0", _dirty_write),
     "aborted read (G1a)": Anomaly("G1a", _dirty_read),
     "intermediate read (G1b)": Anomaly("G1b", _dirty_read),
-    "circular information flow (G1c)": Anomaly("G1c", _circular_flow),
+    "circular information flow (G1c)": Anomaly("G1c", _circular_flow, _saw_old_values),
     "observed transaction vanishes (OTV)": Anomaly("OTV", _observed_vanishes),
     "predicate-many-preceders (PMP)": Anomaly("PMP", _predicate_preceders),
     "predicate-many-preceders over a write predicate (PMP)": Anomaly(
@@ -380,8 +448,8 @@ ANOMALIES: dict[str, Anomaly] = {
     "read skew (G-single)": Anomaly("G-single", _read_skew),
     "read skew over predicates (G-single)": Anomaly("G-single", _read_skew),
     "read skew over a write predicate (G-single)": Anomaly("G-single", _write_after_skewed_read),
-    "write skew (G2-item)": Anomaly("G2-item", _both_committed),
-    "anti-dependency cycle (G2)": Anomaly("G2", _both_committed),
+    "write skew (G2-item)": Anomaly("G2-item", _write_skew),
+    "anti-dependency cycle (G2)": Anomaly("G2", _predicate_cycle),
     "anti-dependency cycle of three transactions (G2)": Anomaly("G2", _read_only_anomaly),
 }
 
@@ -399,9 +467,13 @@ class Verdict:
 
 def judge(anomaly: str, level: str, observation: Observation) -> Verdict:
     """Decide from what happened whether ``anomaly`` occurred, and what stopped it."""
-    if ANOMALIES[anomaly].detector(observation):
+    known = ANOMALIES[anomaly]
+    if known.detector(observation):
         return Verdict(anomaly, level, ALLOWED, NOTHING)
-    if observation.failed_with("serialization_failure"):
+    cause = known.cause(observation) if known.cause is not None else None
+    if cause is not None:
+        how = cause
+    elif observation.failed_with("serialization_failure"):
         how = BY_ABORT
     elif observation.waited():
         how = BY_WAIT

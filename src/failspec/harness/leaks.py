@@ -21,10 +21,6 @@ from failspec.harness.waiting import WaitTimeout, until
 from failspec.harness.workspace import Workspace
 
 
-class Leak(AssertionError):
-    """What a scenario left behind, named."""
-
-
 def find_leaks(workspace: Workspace, *, grace: float) -> list[str]:
     """Dispose the scenario's pools and name whatever still holds the server.
 

@@ -64,6 +64,7 @@ class PacketLoss:
         self.port = port
         self.active = False
         self._healer: threading.Timer | None = None
+        self._lock = threading.Lock()  # the healer thread and the scenario may both stop it
         self._rule = [
             "INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port),
             "-m", "comment", "--comment", f"{_COMMENT}{os.getpid()}", "-j", "DROP",
@@ -81,19 +82,21 @@ class PacketLoss:
         return None
 
     def start(self) -> None:
-        _reap_stale_rules()
-        self._check(_iptables("-I", *self._rule))
-        self.active = True
-        self._healer = threading.Timer(self.HEAL_AFTER, self.stop)
-        self._healer.daemon = True
-        self._healer.start()
+        with self._lock:
+            _reap_stale_rules()
+            self._check(_iptables("-I", *self._rule))
+            self.active = True
+            self._healer = threading.Timer(self.HEAL_AFTER, self.stop)
+            self._healer.daemon = True
+            self._healer.start()
 
     def stop(self) -> None:
-        if self._healer is not None:
-            self._healer.cancel()
-        if self.active:
-            self.active = False
-            self._check(_iptables("-D", *self._rule))
+        with self._lock:
+            if self._healer is not None:
+                self._healer.cancel()
+            if self.active:
+                self._check(_iptables("-D", *self._rule))
+                self.active = False  # only once the rule is gone: a failed delete is retried
 
     @staticmethod
     def _check(done: subprocess.CompletedProcess[str]) -> None:
@@ -149,6 +152,8 @@ class Network:
 
     def accept_but_never_answer(self) -> None:
         """The proxy's silent network (Toxiproxy's timeout), healed after ``HEAL_AFTER``."""
+        if self._healer is not None:
+            self._healer.cancel()
         self.proxy.timeout()
         self._healer = threading.Timer(PacketLoss.HEAL_AFTER, self.proxy.restore)
         self._healer.daemon = True

@@ -20,6 +20,7 @@ import contextlib
 import itertools
 import re
 import secrets
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -184,6 +185,7 @@ class Workspace:
         #: COMMITs and ROLLBACKs the scenario's connections sent.
         self.commits = 0
         self.rollbacks = 0
+        self._counting = threading.Lock()  # sessions' threads count too
 
     def adopt(self, scenario: str) -> None:
         """Name the workspace for the scenario that uses it (before any connection)."""
@@ -218,26 +220,31 @@ class Workspace:
         """Keep the scenario's connection and row figures (for its metrics)."""
 
         def opened(*_: Any) -> None:
-            self.connections += 1
-            self.peak_connections = max(self.peak_connections, self.connections)
+            with self._counting:
+                self.connections += 1
+                self.peak_connections = max(self.peak_connections, self.connections)
 
         def closed(*_: Any) -> None:
-            self.connections -= 1
+            with self._counting:
+                self.connections -= 1
 
         def executed(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
             verb = statement.lstrip()[:6].upper()
             if verb in ("INSERT", "UPDATE", "DELETE") and cursor.rowcount > 0:
-                self.rows_changed += cursor.rowcount
+                with self._counting:
+                    self.rows_changed += cursor.rowcount
+
+        def committed(*_: Any) -> None:
+            with self._counting:
+                self.commits += 1
+
+        def rolled_back(*_: Any) -> None:
+            with self._counting:
+                self.rollbacks += 1
 
         sa.event.listen(engine, "connect", opened)
         sa.event.listen(engine, "close", closed)
         sa.event.listen(engine, "close_detached", closed)
-
-        def committed(*_: Any) -> None:
-            self.commits += 1
-
-        def rolled_back(*_: Any) -> None:
-            self.rollbacks += 1
 
         sa.event.listen(engine, "after_cursor_execute", executed)
         sa.event.listen(engine, "commit", committed)
