@@ -1,12 +1,15 @@
 Feature: Two transfers that wait for each other: a deadlock, and how the ledger avoids or survives it
-  T1 and T2 are two requests of the application, each making a transfer at the same
+  T1 and T2 are two sessions of the application, each making a transfer at the same
   time. A transfer takes its first leg (the debit) and then its second (the credit);
   here each is held between its legs until the scenario lets it continue, so the order
   of events is exact. When each transfer holds the account the other needs next, they
   wait for each other for ever: PostgreSQL notices after a while (its deadlock_timeout)
   and ends one of them with deadlock_detected, whose work is undone, so the other can
   finish. The ledger retries the one that was ended; better still, it takes the locks
-  of both accounts in one order (by name), so the second transfer simply waits.
+  of both accounts in one order (by name), so the second transfer simply waits. That is
+  what the ledger does unless a scenario says it locks a transfer's source first.
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
@@ -15,7 +18,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
   Rule: When two transactions wait for each other, PostgreSQL ends exactly one of them with deadlock_detected and the other completes
 
     @changes-ledger
-    Scenario: Two transfers in opposite directions that lock their source first deadlock
+    Scenario: Two opposite transfers that each lock their source first deadlock: one is ended, the other completes
       Given the ledger locks a transfer's source account first
       And the sessions' ledger does not retry
       And T1 waits 0.10 seconds on a lock before it checks for a deadlock
@@ -26,6 +29,9 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       Then T1 is waiting for T2
       When T2 continues its transfer
       Then exactly one of T1 and T2 fails with deadlock_detected, and the other completes
+      And the total of all balances is unchanged
+
+  Rule: Of two deadlocked transactions, the one whose deadlock check comes first is the one ended
 
     @changes-ledger
     Scenario: The transaction that checks for the deadlock first is the one ended
@@ -57,7 +63,8 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       And T1's transfer succeeds after 1 attempt
       When T2 retries its transfer
       Then T2's transfer succeeds after 2 attempts
-      And each of the references ref-501 and ref-502 is in the ledger once
+      And exactly one operation has the reference ref-501
+      And exactly one operation has the reference ref-502
       And the balances are alice 110.00 and bob 240.50
 
   Rule: A ledger that locks both accounts of a transfer in one order never deadlocks: the second transfer waits for the first

@@ -6,6 +6,18 @@ Feature: What two transactions at the same time can and cannot do to each other'
   finish, a transaction fails with serialization_failure (and must be retried), or the
   snapshot the transaction reads from hides the other's change.
   
+  Words used here:
+  - isolation level: how much a transaction is shielded from others running at the same
+    time (read committed is PostgreSQL's default; the ledger's operations use it);
+  - snapshot: the committed balances as they stood when the statement (read committed)
+    or the transaction (repeatable read, serializable) began;
+  - a search: a question over many accounts, such as "the accounts holding 20.00";
+  - serialization_failure: PostgreSQL refuses the transaction and keeps none of its
+    work; the application must run it again. After any failure, the rest of that
+    transaction's statements are refused until it ends;
+  - allowed: the outcome shown can happen in production at that level.
+  Balances are set directly here, as a stand-in for any change; they are not payments.
+  
   The expected verdicts come from PostgreSQL's documentation (chapter "Transaction
   Isolation": read committed never shows uncommitted data, repeatable read reads one
   snapshot and fails a write to a row changed since, serializable also fails any set of
@@ -73,8 +85,9 @@ Feature: What two transactions at the same time can and cannot do to each other'
 
   Rule: Circular information flow (G1c): no level lets two transactions each see the other's uncommitted change
 
-    # At serializable, T1 and T2 each read what the other changed and both would commit:
-    # no serial order explains that, so one of them must fail (see write skew below).
+    # Each reads the row the other changed and sees its old value. At serializable one of
+    # them then fails at commit for another reason: each read what the other changed, and
+    # no serial order explains both committing (write skew, below).
     Scenario Outline: Circular information flow (G1c) at <level>
       Given T1 and T2 begin transactions at <level>
       When T1 sets the balance of dave to 11.00
@@ -86,10 +99,10 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Then circular information flow (G1c) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                            |
-        | read committed  | prevented | the snapshot hides the change                  |
-        | repeatable read | prevented | the snapshot hides the change                  |
-        | serializable    | prevented | a transaction fails with serialization_failure |
+        | level           | verdict   | how                           |
+        | read committed  | prevented | the snapshot hides the change |
+        | repeatable read | prevented | the snapshot hides the change |
+        | serializable    | prevented | the snapshot hides the change |
 
   Rule: Observed transaction vanishes (OTV): once a transaction's change is seen, no level makes it disappear again
 
@@ -115,7 +128,7 @@ Feature: What two transactions at the same time can and cannot do to each other'
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
-  Rule: Predicate-many-preceders (PMP): read committed lets a search see rows committed since the last search; repeatable read and serializable do not
+  Rule: Predicate-many-preceders (PMP): at read committed, repeating a search within one transaction can find an account opened meanwhile; repeatable read and serializable do not
 
     Scenario Outline: Predicate-many-preceders (PMP) at <level>
       Given T1 and T2 begin transactions at <level>
@@ -158,14 +171,16 @@ Feature: What two transactions at the same time can and cannot do to each other'
       And T2 sets the balance of dave to what it read plus 1.00
       Then T2 is waiting for T1
       When T1 commits
-      And T2 commits
-      Then lost update (P4) is <verdict> at <level>: <how>
+      Then T2 <after T1 commits>
+      When T2 commits
+      Then the balance of dave is 11.00
+      And lost update (P4) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                            |
-        | read committed  | allowed   | nothing prevents it                            |
-        | repeatable read | prevented | a transaction fails with serialization_failure |
-        | serializable    | prevented | a transaction fails with serialization_failure |
+        | level           | after T1 commits                 | verdict   | how                                            |
+        | read committed  | completes                        | allowed   | nothing prevents it                            |
+        | repeatable read | fails with serialization_failure | prevented | a transaction fails with serialization_failure |
+        | serializable    | fails with serialization_failure | prevented | a transaction fails with serialization_failure |
 
   Rule: Read skew (G-single): at read committed one transaction can see balances from before and after another's transfer; repeatable read and serializable cannot
 
@@ -219,7 +234,7 @@ Feature: What two transactions at the same time can and cannot do to each other'
         | repeatable read | prevented | a transaction fails with serialization_failure |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
-  Rule: Write skew (G2-item): only serializable stops two transactions from each changing what the other read
+  Rule: Write skew (G2-item): only serializable stops two transactions that each checked both balances from each changing one of them
 
     Scenario Outline: Write skew (G2-item) at <level>
       Given T1 and T2 begin transactions at <level>
@@ -237,7 +252,7 @@ Feature: What two transactions at the same time can and cannot do to each other'
         | repeatable read | allowed   | nothing prevents it                            |
         | serializable    | prevented | a transaction fails with serialization_failure |
 
-  Rule: Anti-dependency cycles (G2): only serializable stops transactions from each adding what the other's search missed
+  Rule: Anti-dependency cycles (G2): only serializable stops two transactions that each found no matching account from both opening one
 
     Scenario Outline: Anti-dependency cycle (G2) at <level>
       Given T1 and T2 begin transactions at <level>

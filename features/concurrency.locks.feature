@@ -1,40 +1,46 @@
-Feature: Waiting for a lock: how long a request waits, and what it is told when it gives up
-  Two requests, T1 and T2, want the same account at the same time. The second waits for
-  the first to finish, unless it said how long it is willing to wait (lock_timeout), that
-  it will not wait at all (NOWAIT), or how long any statement may take (statement_timeout).
-  A queue of work uses SKIP LOCKED, so that workers pass over what another worker holds.
+Feature: Waiting for a lock: how long a session waits, and what it is told when it gives up
+  Two sessions of the application, T1 and T2, want the same account at the same time.
+  A session that is changing an account holds a lock on it until its transaction ends;
+  the second waits for the first to finish, unless it said how long it is willing to
+  wait for a lock (lock_timeout: it then fails with lock_not_available), that it will
+  not wait at all (NOWAIT: the same error at once), or how long any statement may take
+  (statement_timeout: it is cancelled with query_canceled, whatever it was waiting for).
+  Workers taking payments from a queue pass over those another worker holds (SKIP
+  LOCKED), so each takes a different one.
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
 
-  Rule: A request waits for a lock until the holder finishes, then proceeds
+  Rule: A session waits for a held account until the holder finishes, then proceeds
 
-    Scenario: The second request for an account proceeds once the first commits
+    Scenario: The second session asking for an account proceeds once the first commits
       When T1 locks the account of alice
       And T2 locks the account of alice
       Then T2 is waiting for T1
       When T1 commits
       Then T2 completes
 
-  Rule: A request that gives up waiting for a lock after a time fails with lock_not_available after that time
+  Rule: A session with a lock timeout stops waiting after that time and fails with lock_not_available
 
-    Scenario: A request with a lock timeout gives up waiting for a held account
+    Scenario: A session with a lock timeout gives up waiting for a held account
       Given T2 gives up waiting for a lock after 0.10 seconds
       When T1 locks the account of alice
       And T2 locks the account of alice
       Then T2 is waiting for T1
       And T2 fails with lock_not_available after waiting 0.10 seconds
 
-  Rule: A request that will not wait for a lock fails with lock_not_available at once
+  Rule: A session that will not wait for a lock fails with lock_not_available at once
 
-    Scenario: A request that does not wait is refused a held account at once
+    Scenario: A session that does not wait is refused a held account at once
       When T1 locks the account of alice
       And T2 locks the account of alice without waiting
       Then T2 fails with lock_not_available without waiting
 
   Rule: A statement that waits for a lock longer than the statement timeout is cancelled with query_canceled
 
-    Scenario: A request with a statement timeout is cancelled while it waits for a held account
+    Scenario: A session with a statement timeout is cancelled while it waits for a held account
       Given T2 gives up any statement after 0.10 seconds
       When T1 locks the account of alice
       And T2 locks the account of alice

@@ -2,9 +2,10 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
   A server protects itself: it ends a transaction left idle too long, it refuses a
   connection beyond its limit, and an administrator can end any session. The session
   ended loses the work of its open transaction, and only that, and the application
-  carries on with a new connection. The server states its reason in its log; psycopg2
-  (with the libpq it bundles) reports only that the connection was lost, because the
-  server's last message is not passed on to the application.
+  carries on with a new connection. The application is told only that the connection
+  was lost (connection_lost); the server states its reason in its log.
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
@@ -45,6 +46,9 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
       When an administrator ends T2's session
       Then T2 fails with connection_lost
       And the server's log gives the reason "terminating connection due to administrator command"
+      When T1 commits
+      Then T1 completes
+      # the application discards the dead connection and carries on with a new one
       When T2 rolls back
       And T2 reads the balance of bob
       Then T2 completes

@@ -5,12 +5,17 @@ Feature: The network to the database fails: a payment is recorded once or not at
   a COMMIT never arrives, the network goes silent, or it is slow. In each case the
   question is the same: was the payment recorded once, not at all, or twice? The answer
   must always be "once" or "not at all", and the application must be told which, or be
-  able to find out.
+  able to find out by the payment's reference.
   
   Which setting protects which phase: connecting is bounded by the connect timeout; a
-  request already sent into a silent network, by the TCP user timeout (tcp_user_timeout);
-  the server's work on a statement, by the statement timeout, which never counts the
-  time the network takes.
+  request already sent into a silent network, by how long the application lets the
+  network leave it unacknowledged (the TCP user timeout); the server's work on a
+  statement, by the statement timeout. The statement timeout counts from when the
+  server receives the statement until it has sent the reply: a slow network delays a
+  small reply without counting against it, but a large reply that a slow reader cannot
+  take in does count, because the server waits to send it.
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
@@ -18,15 +23,16 @@ Feature: The network to the database fails: a payment is recorded once or not at
   Rule: A connection the network cut while it was idle fails once, and the ledger's retry applies the operation once on a new connection
 
     @changes-ledger
-    Scenario: The network cuts the pooled connection; the next payment is retried on a new one and recorded once
+    Scenario: The first use of a connection the network cut while idle fails; the retry records the payment once on a new connection
       Given the application uses a pool that hands out connections untested
       And the pool holds one idle connection
       When the network cuts every connection
       And the application pays 15.00 to erin with reference ref-701
       Then it succeeds after 2 attempts
       And exactly one operation has the reference ref-701
+      And the balance of erin is 15.00
 
-  Rule: A connection cut in the middle of a reply gives the reader an error, never a part of the rows
+  Rule: A connection cut in the middle of a reply gives the reader an error, never a partial list of payments
 
     Scenario: A read cut off in the middle of its reply fails, and the next read returns every payment
       Given the ledger also holds 200 small payments to dave
@@ -51,12 +57,13 @@ Feature: The network to the database fails: a payment is recorded once or not at
       And the balance of erin is 15.00
 
     @changes-ledger
-    Scenario: Without a retry, a lost COMMIT reply reads as a lost connection, though the payment was committed
+    Scenario: Without a retry, a lost commit reply looks like a failure although the payment was recorded: look it up by its reference before paying again
       Given the application does not retry
       And the network will lose the reply to the next commit
       When the application pays 15.00 to erin with reference ref-703
       Then it fails because the connection was lost
       And exactly one operation has the reference ref-703
+      And the balance of erin is 15.00
 
   Rule: A silent network fails each phase within the bound of the setting that protects it, instead of hanging
 
@@ -67,7 +74,7 @@ Feature: The network to the database fails: a payment is recorded once or not at
       Then it fails with connect_timeout
       And it fails within 3 seconds
 
-    Scenario: A request sent into a silent network fails at the TCP user timeout
+    Scenario: A read sent into a silent network fails once the network has left it unacknowledged for the set time
       Given the application gives up on a request the network has not acknowledged after 0.5 seconds
       And the pool holds one idle connection
       When the network to the database goes silent
@@ -75,7 +82,7 @@ Feature: The network to the database fails: a payment is recorded once or not at
       Then it fails with network_timeout
       And it fails within 2 seconds
 
-  Rule: The statement timeout limits the server's time on a statement, never the network's
+  Rule: The statement timeout limits the server's time on a statement; a slow network delaying a small reply does not count against it
 
     Scenario: A slow network does not count against the statement timeout
       Given the server gives up any statement of the application after 0.20 seconds

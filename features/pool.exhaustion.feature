@@ -4,7 +4,12 @@ Feature: The application's connection pool runs out, and gives every connection 
   come back, but only up to the pool timeout; then it fails with the pool's timeout,
   whose message names the limits. Every connection taken from the pool must be given
   back: after every scenario the harness checks that nothing was left checked out, no
-  connection left open and no transaction left running.
+  connection left open and no transaction left running. A pool that recycles its
+  connections replaces one older than its recycle age, so a connection the network may
+  have dropped silently long ago is not used again. (pool_timeout is failspec's name for
+  the pool's own timeout error; its message is SQLAlchemy's, as the application logs it.)
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
@@ -59,6 +64,8 @@ Feature: The application's connection pool runs out, and gives every connection 
 
   Rule: The harness fails a scenario that leaves a connection checked out or a transaction open
 
+    # Tagged to expect the leak: the scenario passes only because the harness's guard,
+    # which runs after every scenario, reports the forgotten transaction.
     @expect-leak
     Scenario: A transaction the application forgot is caught by the leak guard
       When the application checks out a connection, begins a transaction on it and forgets it

@@ -1,11 +1,13 @@
 @server-control
-Feature: The database server crashes, restarts or freezes: no committed payment is lost, none is doubled
+Feature: The database server crashes, restarts or is paused: no committed payment is lost, none is applied twice
   The server can stop at any moment: a crash (its processes killed, no shutdown), a
-  restart, or a freeze (its processes stopped, connections left open, nothing answers).
+  restart, or a pause (its processes frozen, connections left open, nothing answers).
   What the server confirmed as committed survives a crash; what was not yet committed
   is gone. The application's pool reconnects, and an operation that was interrupted is
-  retried and applied exactly once. These scenarios need a server the suite started
-  itself; against a server given by URL they are skipped, saying why.
+  retried and applied exactly once. These scenarios run only against a test server the
+  suite controls; elsewhere they are skipped, saying why.
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
@@ -34,9 +36,9 @@ Feature: The database server crashes, restarts or freezes: no committed payment 
       And exactly one operation has the reference ref-603
       And the balance of erin is 15.00
 
-  Rule: While the server is frozen, new requests fail at the connect timeout; once it resumes, requests succeed
+  Rule: While the server is paused, a new connection fails at the connect timeout; once it resumes, reads succeed
 
-    Scenario: A frozen server makes a request fail at the connect timeout, and the next request after it resumes succeeds
+    Scenario: A paused server makes a new connection fail at the connect timeout, and the next read after it resumes succeeds
       Given the application's connect timeout is 2 seconds
       And the application uses a pool that tests each connection before handing it out
       When the server is paused
