@@ -82,7 +82,7 @@ Feature: The network to the database fails: a payment is recorded once or not at
       Then it fails with network_timeout
       And it fails within 2 seconds
 
-  Rule: The statement timeout limits the server's time on a statement; a slow network delaying a small reply does not count against it
+  Rule: The statement timeout counts until the server has sent the reply: a slow network delaying a small reply does not count, a reply the network cannot take in does
 
     Scenario: A slow network does not count against the statement timeout
       Given the server gives up any statement of the application after 0.20 seconds
@@ -98,3 +98,9 @@ Feature: The network to the database fails: a payment is recorded once or not at
       And the network delays every reply by 0.30 seconds
       When the application runs a report the server needs 0.5 seconds for
       Then it fails with query_canceled
+
+    Scenario: A large export that a stalled network cannot take in is cancelled by the statement timeout
+      Given T1 gives up any statement after 0.20 seconds
+      When T1 starts an export of 60 MB of ledger data
+      And the network stalls for 0.8 seconds
+      Then T1 fails with query_canceled

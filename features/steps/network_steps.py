@@ -2,7 +2,9 @@
 
 from decimal import Decimal
 
+import sqlalchemy as sa
 from behave import given, when
+from hamcrest import assert_that, equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.network import PacketLoss
@@ -93,3 +95,27 @@ def step_statement_timeout(context, seconds):
 @when("the application runs a report the server needs {seconds:Seconds} seconds for")
 def step_report(context, seconds):
     context.outcome = context.app.run_report(seconds)
+
+
+@when("{name:Session} starts an export of {megabytes:d} MB of ledger data")
+def step_export(context, name, megabytes):
+    session = context.sessions[name]
+
+    def export():
+        rows = session.conn.execute(
+            sa.text("SELECT repeat('x', 1000) FROM generate_series(1, :n)"), {"n": megabytes * 1000}
+        ).all()
+        return len(rows)
+
+    state = context.sessions.perform(
+        name,
+        f"export {megabytes} MB",
+        export,
+        busy=lambda: context.sessions.running_statement(name),
+    )
+    assert_that(state, equal_to("busy"), f"{name} running its export")
+
+
+@when("the network stalls for {seconds:Seconds} seconds")
+def step_stall(context, seconds):
+    context.network.stall(seconds * context.settings.timeout_scale)

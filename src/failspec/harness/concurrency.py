@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.waiting import WaitTimeout, until
@@ -100,6 +100,8 @@ class ConcurrentSession:
         self.workspace = workspace
         self.timeout = timeout
         self.settings: dict[str, str] = {}
+        #: Where the session connects: the server, or the scenario's fault proxy.
+        self.url: URL | None = None
         #: The server process of the connection the session works on (set at checkout).
         self.pid: int | None = None
         self.transcript: list[str] = []
@@ -122,7 +124,7 @@ class ConcurrentSession:
             options = " ".join(f"-c {key}={value}" for key, value in self.settings.items())
             base = self.workspace.connect_args()["options"]
             self._engine = self.workspace.engine(
-                label=f"session {self.name}", pool_size=1, max_overflow=0,
+                self.url, label=f"session {self.name}", pool_size=1, max_overflow=0,
                 pool_timeout=self.timeout,
                 connect_args={"options": f"{base} {options}".strip()},
             )  # fmt: skip
@@ -202,11 +204,15 @@ class Interleaving:
         self.workspace = workspace
         #: How long any one action may take to finish, block or pause.
         self.timeout = timeout
+        #: Where new sessions connect (None: the server itself).
+        self.url: URL | None = None
         self._sessions: dict[str, ConcurrentSession] = {}
 
     def __getitem__(self, name: str) -> ConcurrentSession:
         if name not in self._sessions:
-            self._sessions[name] = ConcurrentSession(name, self.workspace, self.timeout)
+            session = ConcurrentSession(name, self.workspace, self.timeout)
+            session.url = self.url
+            self._sessions[name] = session
         return self._sessions[name]
 
     def __iter__(self) -> Iterator[ConcurrentSession]:
@@ -307,6 +313,17 @@ class Interleaving:
                 self.finish(session.name)
 
     # -- what the server shows --------------------------------------------------------
+
+    def running_statement(self, name: str) -> bool:
+        """Whether the server shows the session running a statement now."""
+        pid = self[name].pid
+        if pid is None:
+            return False
+        with self.workspace.run.admin.connect() as conn:
+            state = conn.execute(
+                sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar()
+        return state == "active"
 
     def blockers(self, name: str) -> list[str]:
         """The sessions (or foreign server processes) that ``name`` waits for now."""

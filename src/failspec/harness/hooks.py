@@ -144,7 +144,7 @@ def before_scenario(context: Any, scenario: Any) -> None:
     if NETWORK in scenario.effective_tags:
         context.network = Network(context.server)
         _owned(context, workspace, context.network.close)
-        context.app.url = context.network.url()
+        context.app.url = context.sessions.url = context.network.url()
     context.server_faults = ServerFaults(context.server)
     _owned(context, workspace, context.server_faults.close)
     context.outcome = None

@@ -159,6 +159,16 @@ class Network:
         self._healer.daemon = True
         self._healer.start()
 
+    def stall(self, seconds: float) -> None:
+        """Carry nothing either way for ``seconds``, then everything held (Toxiproxy's
+        timeout, removed after that long)."""
+        if self._healer is not None:
+            self._healer.cancel()
+        self.proxy.timeout()
+        self._healer = threading.Timer(seconds, self.proxy.restore)
+        self._healer.daemon = True
+        self._healer.start()
+
     def recover(self) -> None:
         if self.packet_loss.active:
             self.packet_loss.stop()
