@@ -41,7 +41,7 @@ def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
     finally:
         pg.stop()
     assert not base.exists()
-    assert not embedded._pid_alive(pid) or embedded._is_zombie(pid)
+    assert not embedded.pid_alive(pid) or embedded._is_zombie(pid)
 
 
 def test_the_server_runs_unprivileged_when_the_harness_is_root():
@@ -119,7 +119,7 @@ def test_a_server_left_by_a_killed_run_is_stopped_by_the_next_start():
     run.wait()
     run.stdin.close()
     run.stdout.close()
-    assert embedded._pid_alive(postmaster), "the orphan should still be running"
+    assert embedded.pid_alive(postmaster), "the orphan should still be running"
 
     assert postmaster in embedded.reap_stale_servers()
     waiting.until(lambda: embedded._gone(postmaster), timeout=10, what="orphan exit")
@@ -131,7 +131,7 @@ def test_a_live_run_server_is_not_reaped():
     pg.start()
     try:
         assert pg.pid not in embedded.reap_stale_servers()
-        assert embedded._pid_alive(pg.pid)
+        assert embedded.pid_alive(pg.pid)
     finally:
         pg.stop()
 

@@ -135,7 +135,7 @@ def test_an_interrupted_run_stops_its_server_and_leaves_nothing(sig, tmp_path):
         if run.poll() is None:
             run.kill()
     assert run.returncode != 0, output
-    assert not embedded._pid_alive(server["pid"]) or embedded._is_zombie(server["pid"])
+    assert not embedded.pid_alive(server["pid"]) or embedded._is_zombie(server["pid"])
     assert not Path(server["base"]).exists()
     with pytest.raises(ConnectionRefusedError):  # the proxy no longer listens
         socket.create_connection(("127.0.0.1", server["proxy_port"]), timeout=1).close()

@@ -35,25 +35,15 @@ def step_cut_mid_reply(context):
     "the network will lose the reply to the next commit, and recover while the ledger waits to retry"
 )
 def step_lose_commit_reply(context):
-    network, app = context.network, context.app
-
-    def cut_the_reply(conn):
-        del app.interruptions["before commit"]  # once
-        network.proxy.limit_data(0, "downstream")  # the commit goes out; its reply dies
-
-    app.interruptions["before commit"] = cut_the_reply
-    app.during_next_wait = network.recover
+    step_lose_commit_reply_for_good(context)
+    context.app.during_next_wait = context.network.recover
 
 
 @given("the network will lose the reply to the next commit")
 def step_lose_commit_reply_for_good(context):
-    network, app = context.network, context.app
-
-    def cut_the_reply(conn):
-        del app.interruptions["before commit"]  # once
-        network.proxy.limit_data(0, "downstream")
-
-    app.interruptions["before commit"] = cut_the_reply
+    # The commit goes out; the first byte of its reply cuts the connection.
+    proxy = context.network.proxy
+    context.app.before_next_commit(lambda: proxy.limit_data(0, "downstream"))
 
 
 @when("the network recovers")

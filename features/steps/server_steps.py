@@ -17,12 +17,7 @@ def step_crash_restart(context):
 )
 def step_crash_before_commit(context):
     faults = context.server_faults
-
-    def crash(conn):
-        del context.app.interruptions["before commit"]  # once
-        faults.crash()
-
-    context.app.interruptions["before commit"] = crash
+    context.app.before_next_commit(faults.crash)
     context.app.during_next_wait = faults.restart
 
 

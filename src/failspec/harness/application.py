@@ -122,6 +122,16 @@ class Application:
 
     # -- faults inside the ledger's operations ------------------------------------------
 
+    def before_next_commit(self, fault: Callable[[], None]) -> None:
+        """Inflict ``fault`` once, when the next operation has done its work and is about
+        to send COMMIT."""
+
+        def once(conn: Connection | None) -> None:
+            del self.interruptions["before commit"]
+            fault()
+
+        self.interruptions["before commit"] = once
+
     def lose_connection_between_transfer_legs(self) -> None:
         """The next transfer's connection is ended by the server after its debit leg."""
 

@@ -172,13 +172,13 @@ class Owner:
         return cls(os.getpid(), _process_start(os.getpid()))
 
     def alive(self) -> bool:
-        if not _pid_alive(self.pid):
+        if not pid_alive(self.pid):
             return False
         # A recycled pid belongs to a different process with a different start time.
         return self.started is None or _process_start(self.pid) == self.started
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -249,7 +249,7 @@ def _is_postmaster_of(pid: int, data: Path) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return _pid_alive(pid)  # no /proc (macOS): trust postmaster.pid, as pg_ctl does
+        return pid_alive(pid)  # no /proc (macOS): trust postmaster.pid, as pg_ctl does
     return str(data).encode() in cmdline
 
 
@@ -265,7 +265,7 @@ def _stop_pid(pid: int, sig: signal.Signals, deadline: float) -> None:
 
 
 def _gone(pid: int) -> bool:
-    return not _pid_alive(pid) or _is_zombie(pid)
+    return not pid_alive(pid) or _is_zombie(pid)
 
 
 def _is_zombie(pid: int) -> bool:

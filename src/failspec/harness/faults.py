@@ -18,10 +18,12 @@ import threading
 
 import sqlalchemy as sa
 
+from failspec.harness import waiting
 from failspec.harness.servers import Server
 from failspec.harness.workspace import Workspace
 
-#: A frozen server resumes by itself after this long (s).
+#: Faults that nothing else bounds (a paused server, packet loss, a silent proxy) heal
+#: themselves after this long (s), so a regression fails its scenario instead of hanging.
 HEAL_AFTER = 10.0
 
 #: The failure that ends the connection instead of raising an error.
@@ -95,9 +97,7 @@ class ServerFaults:
         self.paused = True
         self.server.pause()
         self.log.append("server paused")
-        self._healer = threading.Timer(HEAL_AFTER, self.resume)
-        self._healer.daemon = True
-        self._healer.start()
+        self._healer = waiting.after(HEAL_AFTER, self.resume)
 
     def resume(self) -> None:
         with self._lock:

@@ -17,6 +17,9 @@ import threading
 
 from sqlalchemy.engine import URL
 
+from failspec.harness import waiting
+from failspec.harness.embedded import pid_alive
+from failspec.harness.faults import HEAL_AFTER
 from failspec.harness.proxy import FaultProxy
 from failspec.harness.servers import Server
 
@@ -56,10 +59,6 @@ class PacketLoss:
     is removed by the next run.
     """
 
-    #: The fault heals itself after this long (s): a request that nothing else bounds
-    #: then completes late, and its scenario fails instead of hanging the run.
-    HEAL_AFTER = 10.0
-
     def __init__(self, port: int) -> None:
         self.port = port
         self.active = False
@@ -86,9 +85,9 @@ class PacketLoss:
             _reap_stale_rules()
             self._check(_iptables("-I", *self._rule))
             self.active = True
-            self._healer = threading.Timer(self.HEAL_AFTER, self.stop)
-            self._healer.daemon = True
-            self._healer.start()
+            # A request that nothing else bounds then completes late, and its scenario
+            # fails instead of hanging the run.
+            self._healer = waiting.after(HEAL_AFTER, self.stop)
 
     def stop(self) -> None:
         with self._lock:
@@ -115,18 +114,8 @@ def _reap_stale_rules() -> None:
     """Remove packet-loss rules whose process has gone (a run that was killed)."""
     for line in _iptables("-S", "INPUT").stdout.splitlines():
         match = re.search(rf'--comment "?{_COMMENT}(\d+)', line)
-        if match and not _alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             _iptables("-D", *shlex.split(line)[1:])
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class Network:
@@ -152,12 +141,7 @@ class Network:
 
     def accept_but_never_answer(self) -> None:
         """The proxy's silent network (Toxiproxy's timeout), healed after ``HEAL_AFTER``."""
-        if self._healer is not None:
-            self._healer.cancel()
-        self.proxy.timeout()
-        self._healer = threading.Timer(PacketLoss.HEAL_AFTER, self.proxy.restore)
-        self._healer.daemon = True
-        self._healer.start()
+        self.stall(HEAL_AFTER)
 
     def stall(self, seconds: float) -> None:
         """Carry nothing either way for ``seconds``, then everything held (Toxiproxy's
@@ -165,9 +149,7 @@ class Network:
         if self._healer is not None:
             self._healer.cancel()
         self.proxy.timeout()
-        self._healer = threading.Timer(seconds, self.proxy.restore)
-        self._healer.daemon = True
-        self._healer.start()
+        self._healer = waiting.after(seconds, self.proxy.restore)
 
     def recover(self) -> None:
         if self.packet_loss.active:

@@ -6,6 +6,7 @@ that says it got there, and gives up with a clear message at a deadline.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -27,3 +28,14 @@ def until(condition: Callable[[], T], *, timeout: float, what: str, interval: fl
         if time.monotonic() >= end:
             raise WaitTimeout(f"{what} did not happen within {timeout:.2f} s")
         time.sleep(interval)  # the poll interval, not a guess at how long something takes
+
+
+def after(seconds: float, action: Callable[[], object]) -> threading.Timer:
+    """Run ``action`` once, ``seconds`` from now, on a daemon thread (cancel to call off).
+
+    For faults that heal themselves: a deadline on a fault, never a wait for a result.
+    """
+    timer = threading.Timer(seconds, action)
+    timer.daemon = True
+    timer.start()
+    return timer
