@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
+from failspec.harness import books
 from failspec.harness.workspace import Run
 from failspec.ledger import (
     SAMPLE_ACCOUNTS,
@@ -38,7 +39,8 @@ def ledger(server):
 
 def state(ledger):
     with ledger.engine.connect() as conn:
-        return Ledger.fingerprint(conn), Ledger.balances(conn)
+        schema = conn.exec_driver_sql("SELECT current_schema()").scalar_one()
+        return books.fingerprint(conn, schema), Ledger.balances(conn)
 
 
 def test_seeding_credits_the_sample_accounts(ledger):

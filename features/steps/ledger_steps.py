@@ -82,6 +82,46 @@ def _update_committed(context, sql, **params):
     return capture("update a committed payment", update)
 
 
+@when(
+    "{amount:Money} is added to the balance of {account:Account} with no record of it, and committed"
+)
+def step_add_unrecorded(context, amount, account):
+    context.outcome = _update_committed(
+        context, "UPDATE accounts SET balance = balance + :d WHERE name = :a", d=amount, a=account
+    )
+
+
+@when(
+    "a transfer of {amount:Money} from {source:Account} to {target:Account} is recorded with only its debit applied, and committed"
+)
+def step_one_legged_transfer(context, amount, source, target):
+    context.outcome = _update_committed(
+        context,
+        "WITH debit AS (UPDATE accounts SET balance = balance - :d WHERE name = :s RETURNING 1) "
+        "INSERT INTO transactions (kind, account, counterparty, amount, client_ref) "
+        "SELECT 'transfer', :s, :t, :d, 'ref-899' FROM debit",
+        d=amount, s=source, t=target,
+    )  # fmt: skip
+
+
+@then("the books balance: {expected:Balances}")
+def step_books_balance(context, expected):
+    audit = context.audit
+    books = audit.books()
+    assert_that(books.imbalances(audit.opening), equal_to([]), "where the books do not balance")
+    held = {a.name: a.balance for a in books.accounts if a.name in expected}
+    assert_that(held, equal_to(expected))
+
+
+@then(
+    "the books do not balance for {account:Account}: it holds {held:Money}, but its records give {recorded:Money}"
+)
+def step_books_unbalanced(context, account, held, recorded):
+    audit = context.audit
+    (found,) = [a for a in audit.books().accounts if a.name == account]
+    assert_that((found.balance, found.expected(audit.opening[account])), equal_to((held, recorded)))
+
+
 @then("no balance has changed")
 def step_balances_unchanged(context):
     assert_that(context.audit.balances(), equal_to(context.audit.baseline_balances))

@@ -8,27 +8,36 @@ from decimal import Decimal
 import sqlalchemy as sa
 from hamcrest import assert_that, equal_to
 
+from failspec.harness.books import ZERO, Books, Fingerprint, read_books
 from failspec.harness.workspace import Workspace
-from failspec.ledger import Fingerprint, Ledger, Payment
+from failspec.ledger import Ledger, Payment
 
 
 class Auditor:
-    """Seeds the ledger, and fingerprints and lists its committed payments.
+    """Seeds the ledger, remembers each account's opening balance, and reads committed
+    state: the books (fingerprint and money conservation), balances and payments.
 
-    It works through the run's observer connection, never through the application's
-    pool or sessions, so nothing a scenario does to those can colour what it sees.
+    It works through the run's own connections, never through the application's pool or
+    sessions, and reads with its own SQL, never the ledger's: nothing a scenario does to
+    the application, and no bug in the ledger, can colour what it sees. Seeding goes
+    through the ledger's own primitives (``Ledger.record``), so the books also check them.
     """
 
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self.baseline: Fingerprint | None = None
         self.baseline_balances: dict[str, Decimal] | None = None
+        #: Each account's balance when the harness opened it (money from outside the ledger).
+        self.opening: dict[str, Decimal] = {}
 
     def seed(self, accounts: Iterable[str], payments: Iterable[Payment]) -> None:
+        """Open ``accounts`` at 0.00 and record ``payments`` through the ledger, committed."""
+        accounts = list(accounts)
         with self.workspace.observe() as conn:
             Ledger.open_accounts(conn, accounts)
             Ledger.seed(conn, payments)
             conn.commit()
+        self.opening.update(dict.fromkeys(accounts, ZERO))
 
     def open_accounts(self, balances: dict[str, Decimal]) -> None:
         """Open accounts holding the given balances (money from outside the ledger)."""
@@ -39,18 +48,30 @@ class Auditor:
                     {"n": name, "b": balance},
                 )
             conn.commit()
+        self.opening.update(balances)
+
+    def books(self) -> Books:
+        """The ledger's books, read in one statement (one round trip, autocommit)."""
+        with self.workspace.run.admin.connect() as conn:
+            return read_books(conn, self.workspace.schema)
 
     def balances(self) -> dict[str, Decimal]:
-        with self.workspace.observe() as conn:
-            return Ledger.balances(conn)
+        """Every account's committed balance, by name."""
+        return {a.name: a.balance for a in self.books().accounts}
 
     def fingerprint(self) -> Fingerprint:
-        with self.workspace.observe() as conn:
-            return Ledger.fingerprint(conn)
+        return self.books().fingerprint
 
     def payments(self) -> list[Payment]:
+        """Every committed payment, in the order recorded."""
         with self.workspace.observe() as conn:
-            return Ledger.payments(conn)
+            rows = conn.execute(
+                sa.text(
+                    "SELECT account, amount, client_ref, status FROM transactions "
+                    "WHERE kind = 'payment' ORDER BY id"
+                )
+            )
+            return [Payment(*row) for row in rows]
 
     def operations_with(self, reference: str) -> int:
         with self.workspace.observe() as conn:
@@ -60,14 +81,16 @@ class Auditor:
             ).scalar_one()
 
     def take_baseline(self) -> Fingerprint:
-        self.baseline = self.fingerprint()
-        self.baseline_balances = self.balances()
+        books = self.books()
+        self.baseline = books.fingerprint
+        self.baseline_balances = {a.name: a.balance for a in books.accounts}
         return self.baseline
 
-    def assert_unchanged(self, when: str = "") -> None:
+    def assert_unchanged(self, when: str = "", books: Books | None = None) -> None:
+        """Fail unless the fingerprint is the baseline's (``books``: one already read)."""
         assert self.baseline is not None, "no fingerprint of the ledger was taken before"
         assert_that(
-            self.fingerprint(),
+            (books or self.books()).fingerprint,
             equal_to(self.baseline),
             f"committed payments changed {when}".strip(),
         )

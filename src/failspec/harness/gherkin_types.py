@@ -46,6 +46,12 @@ def accounts(text: str) -> list[str]:
     return re.findall(r"[a-z]+", text.replace(" and ", ", "))
 
 
+@parse.with_pattern(r"[a-z]+ -?\d+\.\d{2}(?:, [a-z]+ -?\d+\.\d{2})*")
+def balances(text: str) -> dict[str, Decimal]:
+    """``alice 70.00, dave 20.00`` -> {"alice": Decimal("70.00"), "dave": Decimal("20.00")}."""
+    return {name: Decimal(amount) for name, amount in re.findall(r"([a-z]+) (-?[\d.]+)", text)}
+
+
 @parse.with_pattern(r"ref-\d+")
 def reference(text: str) -> str:
     return text
@@ -94,6 +100,7 @@ register_type(
     Mistake=mistake,
     Account=account,
     Accounts=accounts,
+    Balances=balances,
     Reference=reference,
     Session=session,
     Sessions=sessions,

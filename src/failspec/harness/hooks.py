@@ -57,6 +57,8 @@ SERVER_CONTROL = "server-control"
 NETWORK = "network"
 #: Scenarios that leak on purpose: the leak guard must find the leak (and the run stays green).
 EXPECT_LEAK = "expect-leak"
+#: Scenarios that unbalance the books on purpose: the money-conservation guard must find it.
+EXPECT_IMBALANCE = "expect-imbalance"
 #: How long a closed connection's server process may take to go, before it is a leak (s).
 LEAK_GRACE = 1.0
 #: How many of the server log's last lines a failed scenario's evidence looks through.
@@ -157,8 +159,9 @@ def _owned(context: Any, workspace: Workspace, close: Callable[[], None]) -> Non
 
 
 def after_scenario(context: Any, scenario: Any) -> None:
-    """The guards: committed payments change only where a scenario says so, and nothing of
-    the scenario is left holding the server. Then its metrics and, if it failed, its
+    """The guards: committed payments change only where a scenario says so, the books
+    balance (each balance = opening + payments + transfers in - transfers out), and nothing
+    of the scenario is left holding the server. Then its metrics and, if it failed, its
     evidence are kept for the reports. Every phase runs, whatever an earlier one raised;
     what went wrong is reported together at the end."""
     started = time.perf_counter()
@@ -174,32 +177,50 @@ def after_scenario(context: Any, scenario: Any) -> None:
     transcripts = context.sessions.transcripts()  # before the sessions are closed
     problems: list[str] = []
     leaks: list[str] = []
+    imbalances: list[str] = []
+    tags = scenario.effective_tags
 
-    def integrity() -> None:
+    def books() -> None:
         audit = context.audit
-        if CHANGES_LEDGER not in scenario.effective_tags and audit.baseline and not failed:
-            audit.assert_unchanged("after the scenario")
+        read = audit.books()  # one round trip for both checks
+        imbalances.extend(read.imbalances(audit.opening, context.history.written_directly()))
+        if CHANGES_LEDGER not in tags and audit.baseline and not failed:
+            audit.assert_unchanged("after the scenario", read)
 
     def guard() -> None:
         leaks.extend(find_leaks(workspace, grace=LEAK_GRACE * context.settings.timeout_scale))
 
     _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
-    _attempt(problems, "the integrity guard", integrity)
+    _attempt(problems, "the integrity and money-conservation guards", books)
     _attempt(problems, "the leak guard", guard)
     _attempt(problems, "counting", lambda: _count(context, entry, workspace))
-    if EXPECT_LEAK in scenario.effective_tags:
-        if not leaks:
-            problems.append("the leak guard found no leak, but this scenario leaks on purpose")
-        else:
-            print(f"failspec: leak guard (as expected): {'; '.join(leaks)}", flush=True)
-    elif leaks and not failed:
-        problems.append("the scenario left behind: " + "; ".join(leaks))
+    # A failed scenario may leave its sessions behind; its failure is the report then.
+    left = leaks if not failed or EXPECT_LEAK in tags else []
+    _expected(problems, "leak guard", EXPECT_LEAK in tags, left, "the scenario left behind: ")
+    _expected(
+        problems, "money-conservation guard", EXPECT_IMBALANCE in tags, imbalances,
+        "the books do not balance (money created, lost or moved without a record): ",
+    )  # fmt: skip
     if failed or problems:
-        context.evidence[entry.location] = _evidence(context, workspace, transcripts, leaks)
+        found = {"leaks": leaks, "imbalances": imbalances}
+        context.evidence[entry.location] = _evidence(context, workspace, transcripts, found)
     entry.overhead_ms += (time.perf_counter() - started) * 1000
     if problems:
         entry.status = "hook_error"
         raise GuardFailed(" / ".join(problems))
+
+
+def _expected(
+    problems: list[str], what: str, on_purpose: bool, found: list[str], problem: str
+) -> None:
+    """A guard's findings are a problem, unless the scenario is tagged to expect them; then
+    finding nothing is the problem (the guard must catch what the scenario breaks)."""
+    if on_purpose and not found:
+        problems.append(f"the {what} found nothing, but this scenario breaks its rule on purpose")
+    elif on_purpose:
+        print(f"failspec: {what} (as expected): {'; '.join(found)}", flush=True)
+    elif found:
+        problems.append(problem + "; ".join(found))
 
 
 class GuardFailed(AssertionError):
@@ -226,12 +247,16 @@ def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace) -> None:
 
 
 def _evidence(
-    context: Any, workspace: Workspace, transcripts: dict[str, list[str]], leaks: list[str]
+    context: Any,
+    workspace: Workspace,
+    transcripts: dict[str, list[str]],
+    found: dict[str, list[str]],
 ) -> dict[str, Any]:
     """What a failed scenario leaves for the report, taken once its connections are
     closed: the server log's lines about this scenario (those carrying its
     application_name, where the log shows it; else the log's last lines), the proxy's
-    log, the concurrent sessions' transcripts and what the leak guard found."""
+    log, the concurrent sessions' transcripts and what the guards found (``found``: the
+    guard's name -> its findings)."""
     tail = context.server.log_tail(LOG_LINES).splitlines()
     own = [line for line in tail if workspace.application_name in line]
     evidence: dict[str, Any] = {"server_log": "\n".join(own or tail[-30:])}
@@ -240,8 +265,7 @@ def _evidence(
         evidence["proxy_log"] = network.log_text()
     if transcripts:
         evidence["transcripts"] = transcripts
-    if leaks:
-        evidence["leaks"] = leaks
+    evidence.update({guard: findings for guard, findings in found.items() if findings})
     return evidence
 
 

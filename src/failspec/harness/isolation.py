@@ -83,6 +83,20 @@ class History:
         commits = self.of(session, "commit")
         return commits[-1] if commits else None
 
+    def written_directly(self) -> set[str]:
+        """Accounts that sessions which committed set, opened or closed directly (outside
+        the ledger's operations): the money-conservation guard leaves their balances to the
+        scenario."""
+        accounts: set[str] = set()
+        for event in self.events:
+            if self.committed(event.session) is None:
+                continue
+            if event.kind in ("write", "insert") and event.account is not None:
+                accounts.add(event.account)
+            elif event.kind == "delete":
+                accounts.update(event.value or ())
+        return accounts
+
 
 #: What a session runs on its thread for one action.
 Step = Callable[[], Any]

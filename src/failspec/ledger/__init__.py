@@ -6,7 +6,6 @@ Swap in your own data layer by giving the steps an object with the same operatio
 
 from failspec.ledger.errors import ReferenceConflict, UnknownAccount
 from failspec.ledger.ledger import (
-    Fingerprint,
     ImportReport,
     Ledger,
     Payment,
@@ -20,7 +19,6 @@ from failspec.ledger.sample import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS
 __all__ = [
     "SAMPLE_ACCOUNTS",
     "SAMPLE_PAYMENTS",
-    "Fingerprint",
     "ImportReport",
     "Ledger",
     "Payment",

@@ -79,21 +79,6 @@ class ImportReport:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Fingerprint:
-    """Committed state in one value: the number of operations, the sum of all balances,
-    and a checksum over every column of every operation and every balance."""
-
-    count: int
-    total: Decimal
-    checksum: str
-
-    def __str__(self) -> str:
-        return (
-            f"{self.count} operation(s), balances total {self.total}, checksum {self.checksum[:12]}"
-        )
-
-
 _INSERT_PAYMENT = sa.text(
     "INSERT INTO transactions (kind, account, amount, client_ref, status) "
     "VALUES ('payment', :account, :amount, :reference, :status) RETURNING id"
@@ -110,15 +95,6 @@ _LOCK_BOTH = sa.text(
 _BY_REFERENCE = sa.text(
     "SELECT id, kind, account, counterparty, amount FROM transactions WHERE client_ref = :r"
 )
-_FINGERPRINT = sa.text(
-    "SELECT (SELECT count(*) FROM transactions),"
-    " (SELECT coalesce(sum(balance), 0) FROM accounts),"
-    " md5((SELECT coalesce(string_agg(concat_ws('|', id, kind, account, counterparty, amount,"
-    "   client_ref, status, created_at), E'\\n' ORDER BY id), '') FROM transactions)"
-    "   || '#' || (SELECT coalesce(string_agg(name || '=' || balance, ',' ORDER BY name), '')"
-    "   FROM accounts))"
-)
-
 #: A point inside an operation where a scenario may interrupt it (see Ledger.interrupt).
 Interruption = Callable[[Connection | None], None]
 
@@ -370,11 +346,6 @@ class Ledger:
     def balances(conn: Connection) -> dict[str, Decimal]:
         rows = conn.execute(sa.text("SELECT name, balance FROM accounts ORDER BY name"))
         return {name: balance for name, balance in rows}
-
-    @staticmethod
-    def fingerprint(conn: Connection) -> Fingerprint:
-        count, total, checksum = conn.execute(_FINGERPRINT).one()
-        return Fingerprint(count, total, checksum)
 
 
 def _constraint(error: sa.exc.DBAPIError) -> str | None:

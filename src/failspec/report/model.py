@@ -73,16 +73,18 @@ class Evidence:
     proxy_log: str = ""  # the fault proxy's events (@network scenarios only)
     transcripts: dict[str, list[str]] = field(default_factory=dict)  # session -> lines
     leaks: list[str] = field(default_factory=list)  # what the leak guard found
+    imbalances: list[str] = field(default_factory=list)  # what money conservation found
     other: dict[str, Any] = field(default_factory=dict)  # keys this report does not know
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Evidence:
-        known = {"server_log", "proxy_log", "transcripts", "leaks"}
+        known = {"server_log", "proxy_log", "transcripts", "leaks", "imbalances"}
         return cls(
             server_log=str(data.get("server_log") or ""),
             proxy_log=str(data.get("proxy_log") or ""),
             transcripts={str(k): list(v) for k, v in (data.get("transcripts") or {}).items()},
             leaks=list(data.get("leaks") or []),
+            imbalances=list(data.get("imbalances") or []),
             other={k: v for k, v in data.items() if k not in known},
         )
 
@@ -90,6 +92,8 @@ class Evidence:
     def contents(self) -> list[str]:
         """What it holds besides the full error, in words: ["the server's log", …]."""
         parts = []
+        if self.imbalances:
+            parts.append("where the books do not balance")
         if self.leaks:
             parts.append("what it left open")
         if self.transcripts:
