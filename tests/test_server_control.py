@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from failspec.harness import servers
 from failspec.harness.servers import Server
 from failspec.harness.settings import Settings
+from failspec.harness.waiting import until
 
 pytestmark = pytest.mark.server
 
@@ -100,3 +101,51 @@ def test_a_new_connection_to_a_paused_server_times_out(controlled):
         engine.dispose()
     with controlled.engine(poolclass=sa.pool.NullPool).connect() as conn:
         assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+
+
+def test_a_crashed_server_refuses_new_connections_until_it_is_restarted(controlled):
+    controlled.crash()
+    try:
+        assert controlled.refusal() == "connection_refused"
+    finally:
+        controlled.restart()
+    assert controlled.refusal() is None
+
+
+def test_a_smart_shutdown_refuses_new_connections_and_stops_when_the_last_client_leaves(
+    controlled,
+):
+    # PostgreSQL's docs, "Shutting Down the Server": SIGTERM is the Smart Shutdown mode;
+    # the server disallows new connections, lets existing sessions end their work
+    # normally, and shuts down only after all of the sessions terminate.
+    other = controlled.engine(poolclass=sa.pool.NullPool)
+    client = other.connect()
+    try:
+        controlled.shut_down_smart()
+        assert controlled.refusal() == "cannot_connect_now"
+        assert client.execute(sa.text("SELECT 42")).scalar_one() == 42
+    finally:
+        client.close()
+        other.dispose()
+    try:
+        until(
+            lambda: controlled.refusal() == "connection_refused",
+            timeout=30, what="the server stopping once its last client left",
+        )  # fmt: skip
+    finally:
+        controlled.restart()
+    assert controlled.refusal() is None
+
+
+def test_a_restart_during_a_smart_shutdown_ends_the_sessions_that_hold_it_open(controlled):
+    other = controlled.engine(poolclass=sa.pool.NullPool)
+    client = other.connect()
+    try:
+        controlled.shut_down_smart()
+        controlled.restart()
+        assert controlled.refusal() is None
+        with pytest.raises(sa.exc.OperationalError):
+            client.execute(sa.text("SELECT 1"))
+    finally:
+        client.invalidate()
+        other.dispose()

@@ -473,12 +473,16 @@ class EmbeddedPostgres:
         return self._accepting()
 
     def _accepting(self) -> bool:
-        # postmaster.pid's 8th line is the postmaster's status; "ready" once it accepts.
+        return self._status() == "ready"
+
+    def _status(self) -> str | None:
+        """The postmaster's status (postmaster.pid's 8th line): "starting", "ready" once it
+        accepts connections, "stopping" once a shutdown began; None without the file."""
         try:
             lines = (self.data / "postmaster.pid").read_text().splitlines()
         except OSError:
-            return False
-        return len(lines) >= 8 and lines[7].strip() == "ready"
+            return None
+        return lines[7].strip() if len(lines) >= 8 else None
 
     @property
     def pid(self) -> int | None:
@@ -487,10 +491,13 @@ class EmbeddedPostgres:
     def stop(self, *, mode: str = "fast", remove: bool = True) -> None:
         """Stop the server (``fast``: SIGINT, ``immediate``: SIGQUIT, ``kill``: SIGKILL)."""
         sig = {"fast": signal.SIGINT, "immediate": signal.SIGQUIT, "kill": signal.SIGKILL}[mode]
-        if self.process is not None:
+        if self.process is not None and self.process.poll() is None:
+            # (An exited server, e.g. after a smart shutdown, is left alone: its pid,
+            # already reaped, may now belong to another process.)
             with contextlib.suppress(OSError):
                 self.resume()  # a paused server cannot act on the signal
             _stop_pid(self.process.pid, sig, deadline=10.0)
+        if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
             self.process = None
@@ -510,6 +517,19 @@ class EmbeddedPostgres:
         if self.process is not None:
             self.stop(mode="fast", remove=False)
         self._spawn_and_wait()
+
+    def shut_down_smart(self) -> None:
+        """A smart shutdown (pg_ctl stop -m smart: SIGTERM to the postmaster). The server
+        refuses new connections ("the database system is shutting down", 57P03) and
+        stops once the last session has ended. Returns once it refuses (its status is
+        "stopping") or has already stopped; :meth:`restart` starts it again."""
+        process = self.process
+        assert process is not None, "the server is not running"
+        os.kill(process.pid, signal.SIGTERM)
+        waiting.until(
+            lambda: process.poll() is not None or self._status() == "stopping",
+            timeout=self.ready_timeout, what="the server beginning a smart shutdown",
+        )  # fmt: skip
 
     def pause(self) -> None:
         """SIGSTOP the postmaster (so it forks nothing new), then every server process."""

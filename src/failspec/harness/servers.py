@@ -115,6 +115,27 @@ class Server:
         """Let a paused server run on."""
         raise NoServerControl(self.backend)
 
+    def shut_down_smart(self) -> None:
+        """Begin PostgreSQL's *smart* shutdown (SIGTERM to the postmaster; docs: "Shutting
+        Down the Server"): the server disallows new connections, lets the sessions already
+        open end their work normally, and stops once they have all ended. Returns once it
+        refuses new connections; :meth:`restart` starts it again (a fast shutdown first if
+        sessions still hold it open)."""
+        raise NoServerControl(self.backend)
+
+    def refusal(self) -> str | None:
+        """Try one new connection, and close it at once: None if the server accepted it,
+        else the condition it was refused with (``cannot_connect_now`` while the server
+        shuts down or starts up, ``connection_refused`` while nothing listens…)."""
+        engine = self.engine(poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect():
+                return None
+        except sa.exc.DBAPIError as error:
+            return condition_of(error) or "error"
+        finally:
+            engine.dispose()
+
     # --------------------------------------------------------------------------------
 
     def check(self) -> None:
@@ -229,6 +250,9 @@ class EmbeddedServer(Server):
     def resume(self) -> None:
         self.pg.resume()
 
+    def shut_down_smart(self) -> None:
+        self.pg.shut_down_smart()
+
     def stop(self) -> None:
         self.pg.stop()
 
@@ -336,6 +360,16 @@ class DockerServer(Server):
     def resume(self) -> None:
         self.container.get_wrapped_container().unpause()
         self._wait_status("running")
+
+    def shut_down_smart(self) -> None:
+        # The container's first process is the postmaster itself (both the official
+        # image's entrypoint and the offline image's exec it), so this SIGTERM is
+        # PostgreSQL's smart shutdown; the image's STOPSIGNAL (SIGINT) is not used here.
+        self.container.get_wrapped_container().kill(signal="SIGTERM")
+        waiting.until(
+            lambda: self.refusal() is not None, timeout=30,
+            what="the server refusing new connections", interval=0.02,
+        )  # fmt: skip
 
     def _wait_status(self, status: str) -> None:
         wrapped = self.container.get_wrapped_container()
