@@ -280,7 +280,7 @@ def test_the_report_shows_the_run_from_the_harness_metrics(harness_report):
     # The run's totals: the scenarios' own commits, and the server's, said to be server-wide.
     table = re.search(r'<table class="totals">.*?</table>', page, re.S)[0]
     totals = text(table)
-    assert "commits by the scenarios 15 COMMITs the scenarios' own connections sent" in totals
+    assert "commits by the scenarios 15 the scenarios' own transactions the server" in totals
     assert "transactions committed on the server 205 counted by PostgreSQL for the whole" in totals
     assert "harness time per scenario 12.5 ms" in totals
     # Every figure in words, never as the harness's key.

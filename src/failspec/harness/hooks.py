@@ -237,13 +237,14 @@ def _attempt(problems: list[str], what: str, phase: Callable[[], None]) -> None:
 
 
 def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace) -> None:
-    commits, rollbacks = context.run_metrics.last_counters = database_counters(context.run.admin)
-    entry.xact_commit = commits - context.counters_before[0]
-    entry.xact_rollback = rollbacks - context.counters_before[1]
+    after = context.run_metrics.last_counters = database_counters(context.run.admin)
+    # (None, None) across a statistics reset (a crash): that delta is not known.
+    entry.xact_commit, entry.xact_rollback = after.transactions_since(context.counters_before)
     entry.peak_connections = workspace.peak_connections
     entry.rows_changed = workspace.rows_changed
     entry.commits = workspace.commits
     entry.rollbacks = workspace.rollbacks
+    entry.commits_unknown = workspace.commits_unknown
 
 
 def _evidence(

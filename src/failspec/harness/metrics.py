@@ -6,8 +6,11 @@ Per scenario:
 * ``overhead_ms``: the harness's own time around it (its hooks: schema hand-over,
   connections closed, the integrity and leak guards);
 * ``peak_connections``: the most server connections the scenario's engines held at once;
-* ``commits`` / ``rollbacks``: the COMMITs and ROLLBACKs the scenario's connections
-  sent (counted by SQLAlchemy's events; exact);
+* ``commits`` / ``rollbacks`` / ``commits_unknown``: how the server ended the scenario's
+  own transactions (``failspec.harness.workspace.Workspace._count``): committed; rolled
+  back (a ROLLBACK, a COMMIT of a failed transaction, which the server answers with
+  ROLLBACK, or a COMMIT it refused, e.g. with ``serialization_failure``); or a COMMIT
+  whose reply never came (the connection was lost), whose outcome is not known;
 * ``xact_commit`` / ``xact_rollback``: deltas of ``pg_stat_database`` for the suite's
   database over the scenario. They are server-wide: they include the harness's own
   transactions (its polling of pg_stat_activity and pg_blocking_pids while it waits is
@@ -15,7 +18,11 @@ Per scenario:
   these counts from each connection when it ends, or at most about once a second, so the
   harness reads the end figure after the scenario's connections have gone, and a
   connection's share may land in a later scenario. The windows are contiguous (each
-  starts where the last ended), so over a run they add up to the server's own count;
+  starts where the last ended), so over a run they add up to the server's own count,
+  except across a statistics reset: crash recovery discards the statistics (PostgreSQL's
+  "The Cumulative Statistics System"), and so does ``pg_stat_reset()``. A window that
+  crosses a reset or a server restart has no known delta: both are None for that
+  scenario, and the totals leave it out and say how many they left out;
 * ``rows_changed``: rows the scenario's statements inserted, updated or deleted.
 
 The run writes them all to ``reports/metrics.json`` and prints a summary at the end.
@@ -27,6 +34,7 @@ import json
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +56,58 @@ class ScenarioMetrics:
     peak_connections: int = 0
     commits: int = 0
     rollbacks: int = 0
-    xact_commit: int = 0
-    xact_rollback: int = 0
+    commits_unknown: int = 0
+    #: None: the scenario's window crossed a statistics reset, so the delta is not known.
+    xact_commit: int | None = 0
+    xact_rollback: int | None = 0
     rows_changed: int = 0
     skip_reason: str | None = None
 
 
-def database_counters(admin: Engine) -> tuple[int, int]:
-    """Transactions committed and rolled back in the suite's database so far."""
+@dataclass(frozen=True)
+class DatabaseCounters:
+    """pg_stat_database's transaction counts for the suite's database at one moment, and
+    what tells whether they were reset since another reading."""
+
+    xact_commit: int
+    xact_rollback: int
+    #: pg_stat_database.stats_reset: set by pg_stat_reset() (None: never reset so).
+    stats_reset: datetime | None = None
+    #: When the server's processes last started: the checkpointer's backend_start. A crash
+    #: restarts them all, even where the postmaster survives it (restart_after_crash), and
+    #: crash recovery discards the statistics without touching stats_reset (measured on
+    #: PostgreSQL 18.6); a restart starts them too. Where the harness's role may not see
+    #: the checkpointer, the postmaster's start time.
+    server_started: datetime | None = None
+
+    def transactions_since(self, before: DatabaseCounters) -> tuple[int | None, int | None]:
+        """(committed, rolled back) on the server since ``before``; (None, None) when the
+        statistics were reset in between, so the difference means nothing: stats_reset
+        changed, the server's processes were restarted, or a counter went down (they only
+        grow between resets)."""
+        reset = (
+            self.stats_reset != before.stats_reset
+            or self.server_started != before.server_started
+            or self.xact_commit < before.xact_commit
+            or self.xact_rollback < before.xact_rollback
+        )
+        if reset:
+            return None, None
+        return self.xact_commit - before.xact_commit, self.xact_rollback - before.xact_rollback
+
+
+def database_counters(admin: Engine) -> DatabaseCounters:
+    """Transactions committed and rolled back in the suite's database so far (one query)."""
     with admin.connect() as conn:
         row = conn.execute(
             sa.text(
-                "SELECT xact_commit, xact_rollback FROM pg_stat_database "
-                "WHERE datname = current_database()"
+                "SELECT xact_commit, xact_rollback, stats_reset, greatest("
+                "pg_postmaster_start_time(), (SELECT min(backend_start) FROM pg_stat_activity "
+                "WHERE backend_type = 'checkpointer')) "
+                "FROM pg_stat_database WHERE datname = current_database()"
             )
         ).one()
-    return int(row[0]), int(row[1])
+    return DatabaseCounters(int(row[0]), int(row[1]), row[2], row[3])
 
 
 @dataclass
@@ -74,14 +118,16 @@ class Metrics:
     server_version: str
     scenarios: list[ScenarioMetrics] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    #: pg_stat_database's (xact_commit, xact_rollback) when the last scenario ended.
-    last_counters: tuple[int, int] | None = None
+    #: pg_stat_database's counters when the last scenario ended.
+    last_counters: DatabaseCounters | None = None
 
     def add(self, entry: ScenarioMetrics) -> None:
         self.scenarios.append(entry)
 
     def totals(self) -> dict[str, Any]:
         ran = [s for s in self.scenarios if s.status != "skipped"]
+        # Only known deltas are added up: never one across a statistics reset.
+        counted = [s for s in ran if s.xact_commit is not None and s.xact_rollback is not None]
         return {
             "duration_s": round(sum(s.duration_s for s in ran), 3),
             "overhead_ms": round(sum(s.overhead_ms for s in ran), 1),
@@ -90,8 +136,10 @@ class Metrics:
             else 0.0,
             "commits": sum(s.commits for s in ran),
             "rollbacks": sum(s.rollbacks for s in ran),
-            "xact_commit": sum(s.xact_commit for s in ran),
-            "xact_rollback": sum(s.xact_rollback for s in ran),
+            "commits_unknown": sum(s.commits_unknown for s in ran),
+            "xact_commit": sum(s.xact_commit for s in counted),
+            "xact_rollback": sum(s.xact_rollback for s in counted),
+            "xact_not_counted": len(ran) - len(counted),
             "rows_changed": sum(s.rows_changed for s in ran),
             "peak_connections": max((s.peak_connections for s in ran), default=0),
         }
@@ -124,13 +172,28 @@ class Metrics:
         if not self.scenarios:
             return []
         t = self.totals()
+        unknown = (
+            f" and {_count(t['commits_unknown'], 'COMMIT')} with no reply, outcome unknown"
+            if t["commits_unknown"]
+            else ""
+        )
+        not_counted = (
+            f"; {_count(t['xact_not_counted'], 'scenario')} across a statistics reset or a "
+            "server restart not counted"
+            if t["xact_not_counted"]
+            else ""
+        )
         lines = [
             f"metrics: {len(self.scenarios)} scenarios, {t['duration_s']:.1f} s in scenarios, "
             f"harness {t['overhead_ms'] / 1000:.1f} s (median {t['overhead_ms_median']:.1f} ms), "
-            f"{t['commits']} commits and {t['rollbacks']} rollbacks by the scenarios "
-            f"({t['xact_commit']} and {t['xact_rollback']} on the server), "
+            f"{t['commits']} commits and {t['rollbacks']} rollbacks by the scenarios{unknown} "
+            f"({t['xact_commit']} and {t['xact_rollback']} on the server{not_counted}), "
             f"{t['rows_changed']} rows changed, at most {t['peak_connections']} connections",
             "metrics: slowest: "
             + "; ".join(f"{s.duration_s:.2f} s {s.name} ({s.location})" for s in self.slowest()),
         ]
         return lines
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

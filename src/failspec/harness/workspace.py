@@ -27,6 +27,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import sqlalchemy as sa
+from psycopg2.extensions import (
+    TRANSACTION_STATUS_INERROR,
+    TRANSACTION_STATUS_INTRANS,
+    TRANSACTION_STATUS_UNKNOWN,
+)
 from sqlalchemy.engine import URL, Connection, Engine
 
 from failspec.harness.servers import Server
@@ -182,9 +187,12 @@ class Workspace:
         self.peak_connections = 0
         #: Rows the scenario's statements inserted, updated or deleted (their row counts).
         self.rows_changed = 0
-        #: COMMITs and ROLLBACKs the scenario's connections sent.
+        #: How the scenario's transactions ended, as the server answered (see _count):
+        #: committed; rolled back (a ROLLBACK, or a COMMIT the server refused or answered
+        #: with ROLLBACK); COMMITs whose reply never came (the outcome is not known).
         self.commits = 0
         self.rollbacks = 0
+        self.commits_unknown = 0
         self._counting = threading.Lock()  # sessions' threads count too
 
     def adopt(self, scenario: str) -> None:
@@ -217,7 +225,27 @@ class Workspace:
         return engine
 
     def _count(self, engine: Engine) -> None:
-        """Keep the scenario's connection and row figures (for its metrics)."""
+        """Keep the scenario's connection, row and transaction figures (for its metrics).
+
+        Transactions are counted by what the server did, read from libpq's transaction
+        status (``PQtransactionStatus``, psycopg2's ``connection.info.transaction_status``):
+
+        * a COMMIT of a transaction in which a statement failed is answered with ROLLBACK,
+          and no error (PostgreSQL's COMMIT: an aborted transaction is rolled back);
+        * a COMMIT the server answers with an error (``serialization_failure``, a deferred
+          constraint) rolled the transaction back: the connection is still good after it;
+        * a COMMIT whose reply never came (the connection was lost: libpq's status is
+          UNKNOWN, "the connection is bad") may or may not have committed: it is counted
+          in ``commits_unknown``, neither a commit nor a rollback;
+        * a COMMIT or ROLLBACK with no transaction open sends nothing: not counted.
+
+        SQLAlchemy 2.0's ``commit`` event fires *before* the DBAPI commit, whatever its
+        outcome (``Connection._commit_impl``), and nothing fires after a successful one (a
+        failure goes to ``handle_error``), so commits are counted around the dialect's
+        ``do_commit``, which that method calls. ROLLBACK cannot fail to end the
+        transaction, so the ``rollback`` event is enough for rollbacks; SQLAlchemy's own
+        ROLLBACK after its first connect (``create_engine``) is not the scenario's.
+        """
 
         def opened(*_: Any) -> None:
             with self._counting:
@@ -234,21 +262,48 @@ class Workspace:
                 with self._counting:
                     self.rows_changed += cursor.rowcount
 
-        def committed(*_: Any) -> None:
-            with self._counting:
-                self.commits += 1
+        do_commit = engine.dialect.do_commit
 
-        def rolled_back(*_: Any) -> None:
-            with self._counting:
-                self.rollbacks += 1
+        def commit(dbapi_connection: Any) -> None:
+            before = _transaction_status(dbapi_connection)
+            try:
+                do_commit(dbapi_connection)
+            except BaseException:
+                lost = _transaction_status(dbapi_connection) == TRANSACTION_STATUS_UNKNOWN
+                self._ended(before, refused=True, lost=lost)
+                raise
+            self._ended(before, refused=False, lost=False)
+
+        def rolled_back(conn: Connection) -> None:
+            if conn.closed or conn.invalidated:
+                return  # SQLAlchemy sends nothing; the transaction went with its connection
+            if _transaction_status(conn.connection) in (
+                TRANSACTION_STATUS_INTRANS, TRANSACTION_STATUS_INERROR,
+            ):  # fmt: skip
+                with self._counting:
+                    self.rollbacks += 1
 
         sa.event.listen(engine, "connect", opened)
         sa.event.listen(engine, "close", closed)
         sa.event.listen(engine, "close_detached", closed)
 
         sa.event.listen(engine, "after_cursor_execute", executed)
-        sa.event.listen(engine, "commit", committed)
+        engine.dialect.do_commit = commit  # type: ignore[method-assign]  # this engine's own
         sa.event.listen(engine, "rollback", rolled_back)
+
+    def _ended(self, before: int | None, *, refused: bool, lost: bool) -> None:
+        """Count one COMMIT by how the server ended the transaction (see _count)."""
+        with self._counting:
+            if before == TRANSACTION_STATUS_INERROR:
+                self.rollbacks += 1  # an aborted transaction never commits, reply or not
+            elif before != TRANSACTION_STATUS_INTRANS:
+                pass  # no transaction open: nothing was sent
+            elif lost:
+                self.commits_unknown += 1
+            elif refused:
+                self.rollbacks += 1
+            else:
+                self.commits += 1
 
     def checked_out(self) -> dict[str, int]:
         """Connections each of the scenario's pools has handed out and not had back."""
@@ -319,6 +374,15 @@ class Workspace:
             for pid in self.open_backends():
                 self.terminate(pid)
             _drop_schema(self.run.admin, self.schema)
+
+
+def _transaction_status(connection: Any) -> int | None:
+    """libpq's transaction status of a DBAPI connection (or of the pool's proxy for one),
+    None once SQLAlchemy has let go of it."""
+    dbapi_connection = getattr(connection, "dbapi_connection", connection)
+    if dbapi_connection is None:
+        return None
+    return int(dbapi_connection.info.transaction_status)
 
 
 def application_name(run_id: str, number: int, scenario: str) -> str:

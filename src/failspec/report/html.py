@@ -31,8 +31,20 @@ TOTALS: dict[str, tuple[str, str]] = {
         "no committed payment changed and nothing was left open",
     ),
     "overhead_ms_median": ("harness time per scenario", "typical (median) scenario"),
-    "commits": ("commits by the scenarios", "COMMITs the scenarios' own connections sent"),
-    "rollbacks": ("rollbacks by the scenarios", "ROLLBACKs the scenarios' own connections sent"),
+    "commits": (
+        "commits by the scenarios",
+        "the scenarios' own transactions the server committed",
+    ),
+    "rollbacks": (
+        "rollbacks by the scenarios",
+        "the scenarios' own transactions the server rolled back: a ROLLBACK, or a COMMIT it "
+        "refused or answered with ROLLBACK (after a failed statement)",
+    ),
+    "commits_unknown": (
+        "commits with no reply",
+        "COMMITs whose reply never came (the connection was lost): the server may or may "
+        "not have committed them",
+    ),
     "xact_commit": (
         "transactions committed on the server",
         "counted by PostgreSQL for the whole database: besides the scenarios' own, the "
@@ -41,6 +53,11 @@ TOTALS: dict[str, tuple[str, str]] = {
     "xact_rollback": (
         "transactions rolled back on the server",
         "counted by PostgreSQL for the whole database, as above",
+    ),
+    "xact_not_counted": (
+        "scenarios the server's counts leave out",
+        "the server's statistics were reset during them (a crash does that) or the server "
+        "restarted, so what it counted over them is not known",
     ),
     "rows_changed": ("rows changed", "payments and accounts inserted, updated or deleted"),
     "peak_connections": ("most connections at once", "the most one scenario held at a time"),
@@ -56,6 +73,7 @@ SCENARIO_LINE: dict[str, Callable[[Any], str]] = {
     "duration_s": lambda v: f"took {figure(v, 'duration_s')}",
     "commits": lambda v: _plural(v, "commit"),
     "rollbacks": lambda v: _plural(v, "rollback"),
+    "commits_unknown": lambda v: f"{_plural(v, 'commit')} with no reply" if v else "",
     "rows_changed": lambda v: f"{_plural(v, 'row')} changed",
     "peak_connections": lambda v: f"at most {_plural(v, 'connection')} at once",
     "overhead_ms": lambda v: f"harness {figure(v, 'overhead_ms')}",
@@ -71,8 +89,8 @@ NOT_ON_SCENARIO_LINE = {
     "xact_rollback": "server-wide, only in the run's totals",
 }
 SCENARIO_LINE_TITLE = (
-    "commits and rollbacks: what the scenario's own connections sent; harness: the time "
-    "the harness took around the scenario (preparing it, and checking after it)"
+    "commits and rollbacks: how the server ended the scenario's own transactions; harness: "
+    "the time the harness took around the scenario (preparing it, and checking after it)"
 )
 
 
@@ -118,8 +136,10 @@ _UNIT = re.compile(r"_(ms|s)(?:_|$)")
 
 
 def metrics_line(metrics: dict[str, Any]) -> str:
-    """A scenario's figures on one line: 'took 0.10 s · 5 commits · 1 rollback · …'."""
-    return " · ".join(show(metrics[key]) for key, show in SCENARIO_LINE.items() if key in metrics)
+    """A scenario's figures on one line: 'took 0.10 s · 5 commits · 1 rollback · …'
+    (a figure that is only worth saying when it is not zero is left out when it is)."""
+    shown = (show(metrics[key]) for key, show in SCENARIO_LINE.items() if key in metrics)
+    return " · ".join(part for part in shown if part)
 
 
 def as_text(value: Any) -> str:
