@@ -14,6 +14,22 @@ Feature: The application's connection pool runs out, and gives every connection 
   Background:
     Given the ledger holds the sample payments
 
+  Rule: Unless told otherwise, the application's pool keeps at most 5 connections, opens no more when busy, and hands them out untested
+
+    Scenario: With the default pool, a sixth request waits until one of the five connections in use is given back
+      Given the application holds 5 connections from its pool
+      When T1 reads the ledger through the application's pool
+      Then T1 is waiting for a connection from the pool
+      When the application returns one of the connections it holds
+      Then T1 completes
+
+    # The ledger's own operations retry such a failure (see the retries feature).
+    Scenario: With the default pool, a connection the server ended while it was idle fails the first request that gets it
+      Given the pool holds one idle connection
+      When the server ends that connection
+      And the application reads the ledger through the pool
+      Then it fails because the connection was lost
+
   Rule: With every connection of the pool in use, the next request waits at most the pool timeout, then fails with pool_timeout naming the limits
 
     Scenario: A request for a connection from an exhausted pool fails after the pool timeout

@@ -2,8 +2,12 @@ Feature: An ORM session that fails is unusable until rolled back, and never hide
   Applications that use SQLAlchemy's ORM work through a session. When writing its
   changes (a flush) fails, the session refuses all further work until the application
   rolls it back, so half-done work is never mistaken for done. Mistakes in using
-  transactions are reported as such, and when the connection dies the application is
-  told that, not some error from cleaning up afterwards.
+  transactions are reported as such. The ledger's unit of work (an ORM session that
+  commits at its end, or rolls back when anything in it fails) keeps all of its work or
+  none of it, and tells the caller what broke it: a rule of the ledger, the application's
+  own code, or a lost connection.
+  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
+  pending); every other account starts at 0.00.
 
   Background:
     Given the ledger holds the sample payments
@@ -37,9 +41,32 @@ Feature: An ORM session that fails is unusable until rolled back, and never hide
       Then it fails with invalid_request
       And the error message mentions "already"
 
-  Rule: When the connection dies, the caller gets the error that broke the work, not a rollback's
+  Rule: A unit of work keeps all of its work or none of it, and the caller is told what broke it
 
-    Scenario: A unit of work whose connection the server ended reports the lost connection
+    Scenario: A unit of work whose second payment breaks a rule keeps none of its work and reports the rule
+      Given the application has started a unit of work that writes a payment of 40.00 for dave
+      When the unit of work also writes a payment of 0.00 for erin and commits
+      Then it fails with check_violation
+      And no payment for dave is in the ledger
+      And the committed ledger is unchanged
+
+    Scenario: A unit of work that the application's own code abandons keeps none of its work, and the caller gets the application's error
+      Given the application has started a unit of work that writes a payment of 40.00 for dave
+      When the application's own code fails before the unit of work ends
+      Then it fails with application_error
+      And no payment for dave is in the ledger
+      And the committed ledger is unchanged
+
+    @changes-ledger
+    Scenario: A unit of work that ends without a failure keeps all of its work
+      Given the application has started a unit of work that writes a payment of 40.00 for dave
+      When the unit of work also writes a payment of 15.00 for erin and commits
+      Then it succeeds
+      And the books balance: dave 40.00, erin 15.00
+
+    # SQLAlchemy's rollback of a connection that is gone does not raise (it discards the
+    # connection), so the caller sees the commit's own error: the lost connection.
+    Scenario: A unit of work whose connection the server ended reports the lost connection and keeps none of its work
       Given the application has started a unit of work that writes a payment of 40.00 for dave
       When the server ends that connection
       And the unit of work commits

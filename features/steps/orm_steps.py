@@ -9,7 +9,7 @@ from hamcrest import assert_that
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.harness.outcomes import capture
-from failspec.ledger.orm import Operation
+from failspec.ledger.orm import Account, Operation
 
 
 def _operation(amount: Decimal, account: str) -> Operation:
@@ -70,13 +70,32 @@ def step_begin_again(context):
     context.outcome = context.app.session.begin()
 
 
+def _write_payment(unit, amount: Decimal, account: str) -> None:
+    """A payment as an ORM application writes one: the operation, and its account credited."""
+    unit.add(_operation(amount, account))
+    unit.get(Account, account).balance += amount
+
+
 @given(
     "the application has started a unit of work that writes a payment of {amount:Money} for {account:Account}"
 )
 def step_unit_started(context, amount, account):
     unit = context.app.start_unit_of_work()
-    unit.add(_operation(amount, account))
+    _write_payment(unit, amount, account)
     unit.flush()
+
+
+@when("the unit of work also writes a payment of {amount:Money} for {account:Account} and commits")
+def step_unit_writes_and_commits(context, amount, account):
+    context.outcome = context.app.end_unit_of_work(
+        f"write a payment of {amount} for {account} and commit",
+        lambda unit: _write_payment(unit, amount, account),
+    )
+
+
+@when("the application's own code fails before the unit of work ends")
+def step_unit_abandoned(context):
+    context.outcome = context.app.abandon_unit_of_work()
 
 
 @when("the unit of work commits")

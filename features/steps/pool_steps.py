@@ -70,7 +70,15 @@ def step_session_read_pool(context, name):
         with context.app.engine.connect() as conn:
             return Ledger.payments(conn)
 
-    context.sessions.perform(name, "read the ledger through the pool", read)
+    sessions = context.sessions
+    sessions.perform(
+        name, "read the ledger through the pool", read, busy=lambda: sessions.waits_for_pool(name)
+    )
+
+
+@then("{name:Session} is waiting for a connection from the pool")
+def step_waits_for_pool(context, name):
+    assert_that(context.sessions.waits_for_pool(name), equal_to(True), f"{name} waits for the pool")
 
 
 def _pool_events(engine):

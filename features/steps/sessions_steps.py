@@ -19,9 +19,10 @@ import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter ty
 from failspec.harness.concurrency import Gate
 from failspec.harness.isolation import Observation, judge
 from failspec.harness.matchers import fails_with, succeeds
-from failspec.ledger import Ledger, RetryPolicy, Transfer
+from failspec.ledger import Ledger, Payment, RetryPolicy, Transfer
 
 BETWEEN_LEGS = "between transfer legs"
+BEFORE_COMMIT = "before commit"
 BEFORE_RETRY = "before retrying"
 #: A held session may wait several steps (each up to the session deadline) to go on.
 GATE_HOLD = 5
@@ -207,14 +208,22 @@ def step_pause_between(context, names):
         )
 
 
-@when(
-    "{name:Session} transfers {amount:Money} from {source:Account} to {target:Account} with reference {reference:Reference}"
-)
-def step_session_transfer(context, name, amount, source, target, reference):
+@given("{name:Session} pauses its next operation before it commits")
+def step_pause_before_commit(context, name):
+    session = context.sessions[name]
+    session.gates[BEFORE_COMMIT] = Gate(
+        session, BEFORE_COMMIT, GATE_HOLD * context.sessions.timeout
+    )
+
+
+def _session_ledger(context, name):
+    """The ledger as the session's own application instance runs it: its own pool of one,
+    the retry policy's defaults (waits not slept; the scenario may hold the session before
+    a retry), and the points where the scenario pauses it."""
     session = context.sessions[name]
     retry_gate = session.gates.get(BEFORE_RETRY)
     retry = RetryPolicy(
-        attempts=getattr(context, "session_attempts", 3),
+        attempts=getattr(context, "session_attempts", RetryPolicy.attempts),
         # The wait before a retry is where the scenario may hold the session.
         sleep=(lambda _: retry_gate(None)) if retry_gate else (lambda _: None),
     )
@@ -222,13 +231,28 @@ def step_session_transfer(context, name, amount, source, target, reference):
         session.engine, retry=retry, lock_in_order=getattr(context, "lock_in_order", True)
     )
     ledger.interruptions = dict(session.gates)
-    transfer = Transfer(source, target, amount, reference)
+    return ledger
+
+
+@when(
+    "{name:Session} transfers {amount:Money} from {source:Account} to {target:Account} with reference {reference:Reference}"
+)
+def step_session_transfer(context, name, amount, source, target, reference):
+    ledger, transfer = _session_ledger(context, name), Transfer(source, target, amount, reference)
     _act(
         context,
         name,
         f"transfer {amount} from {source} to {target}",
         lambda: ledger.transfer(transfer),
     )
+
+
+@when(
+    "{name:Session} pays {amount:Money} to {account:Account} with reference {reference:Reference}"
+)
+def step_session_pay(context, name, amount, account, reference):
+    ledger, payment = _session_ledger(context, name), Payment(account, amount, reference)
+    _act(context, name, f"pay {amount} to {account} ({reference})", lambda: ledger.pay(payment))
 
 
 @given("{name:Session} waits to retry its transfer until told to")
@@ -238,8 +262,12 @@ def step_hold_retry(context, name):
 
 
 @when("{name:Session} continues its transfer")
+@when("{name:Session} continues its payment")
 def step_continue(context, name):
-    context.sessions.resume(name, BETWEEN_LEGS)
+    gates = context.sessions[name].gates
+    paused = [p for p in (BETWEEN_LEGS, BEFORE_COMMIT) if p in gates and gates[p].reached.is_set()]
+    armed = [p for p in (BETWEEN_LEGS, BEFORE_COMMIT) if p in gates and not gates[p].used]
+    context.sessions.resume(name, (paused or armed)[0])
 
 
 @when("{name:Session} retries its transfer")
@@ -314,6 +342,23 @@ def step_transfer_attempts(context, name, attempts):
     outcome = context.sessions.finish(name)
     assert_that(outcome, succeeds())
     assert_that(outcome.value.attempts, equal_to(attempts), f"{name}'s attempts")
+
+
+@then("{name:Session}'s payment succeeds")
+def step_session_paid(context, name):
+    outcome = context.sessions.finish(name)
+    assert_that(outcome, succeeds())
+    assert_that(outcome.value.already_applied, equal_to(False), f"{name}'s payment already applied")
+
+
+@then("{name:Session}'s payment succeeds, reporting the operation as already applied")
+@then("{name:Session}'s transfer succeeds, reporting the operation as already applied")
+def step_session_applied_before(context, name):
+    outcome = context.sessions.finish(name)
+    assert_that(outcome, succeeds())
+    assert_that(
+        outcome.value.already_applied, equal_to(True), f"{name}'s operation already applied"
+    )
 
 
 @then("no session failed with {condition:Condition}")

@@ -48,6 +48,7 @@ CLIENT_CONDITIONS = {
     "pool_timeout": "no pooled connection became free within the pool timeout",
     "pending_rollback": "the transaction failed earlier and must be rolled back first",
     "invalid_request": "the data layer refused an operation in its current state",
+    "application_error": "the application's own code gave up in the middle of its work",
 }
 
 # (pattern in the message, condition). Server texts are PostgreSQL's own (src/backend/libpq/

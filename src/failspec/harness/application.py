@@ -17,11 +17,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
+from failspec.conditions import NamedFailure
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.sessions import DbSession, Sessions
 from failspec.harness.waiting import until
 from failspec.harness.workspace import Workspace
 from failspec.ledger import Ledger, RetryPolicy
+
+
+class ApplicationError(NamedFailure):
+    """The application's own code gave up in the middle of its work (not the database)."""
+
+    condition = "application_error"
 
 
 class Application:
@@ -172,8 +179,39 @@ class Application:
         self._unit_session = self._units.enter_context(self.ledger.unit_of_work())
         return self._unit_session
 
+    @property
+    def unit(self) -> Session:
+        """The open unit of work's ORM session (see :meth:`start_unit_of_work`)."""
+        assert self._unit_session is not None, "no unit of work was started"
+        return self._unit_session
+
     def finish_unit_of_work(self) -> Outcome:
         return capture("commit the unit of work", self._units.close)
+
+    def end_unit_of_work(self, action: str, work: Callable[[Session], None]) -> Outcome:
+        """Run the rest of the application's ``work`` inside the open unit of work and end
+        it, as the code inside its ``with`` block would: whatever ``work`` raises goes
+        through the unit of work (which rolls back and re-raises it), else it commits."""
+
+        def run() -> None:
+            try:
+                work(self.unit)
+            except BaseException as error:
+                if not self._units.__exit__(type(error), error, error.__traceback__):
+                    raise
+                return
+            self._units.close()
+
+        return capture(action, run)
+
+    def abandon_unit_of_work(self) -> Outcome:
+        """The application's own code raises :class:`ApplicationError` inside the open unit
+        of work, after the work it has written (as a failed business check would)."""
+
+        def fail(unit: Session) -> None:
+            raise ApplicationError("the application gave up: a check of its own failed")
+
+        return self.end_unit_of_work("the application's code fails in the unit of work", fail)
 
     def read_through_pool(self) -> Outcome:
         """Check a connection out of the pool, read the ledger, and check it back in."""

@@ -13,6 +13,8 @@ stuck session's name and what it waits for.
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +29,9 @@ from sqlalchemy.engine import URL, Connection, Engine
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.waiting import WaitTimeout, until
 from failspec.harness.workspace import Workspace
+
+#: Where SQLAlchemy's QueuePool waits for a connection to be given back.
+_POOL_QUEUE = os.path.join("sqlalchemy", "util", "queue.py")
 
 
 class Stuck(AssertionError):
@@ -44,6 +49,8 @@ class Action:
     ended: float | None = None
     #: The sessions this action was seen waiting for (names), in the order first seen.
     waited_for: list[str] = field(default_factory=list)
+    #: The thread running it, once it has started (``threading.get_ident()``).
+    thread: int | None = None
 
     @property
     def done(self) -> bool:
@@ -156,6 +163,7 @@ class ConcurrentSession:
         """Start ``fn`` on the session's thread; its outcome is captured, never raised."""
 
         def run() -> Outcome:
+            action.thread = threading.get_ident()
             outcome = capture(f"{self.name}: {text}", fn)
             action.ended = time.monotonic()
             self.log(f"{text} -> {_result(outcome)}")
@@ -324,6 +332,22 @@ class Interleaving:
                 sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
             ).scalar()
         return state == "active"
+
+    def waits_for_pool(self, name: str) -> bool:
+        """Whether the session's current action is waiting inside a connection pool for a
+        connection to be given back (its thread is blocked in the pool's queue: SQLAlchemy's
+        ``QueuePool`` waits in ``sqlalchemy.util.queue.Queue.get``). The pool's side of
+        what :meth:`blockers` tells for the server's locks."""
+        action = self[name].current
+        if action is None or action.done or action.thread is None:
+            return False
+        frame = sys._current_frames().get(action.thread)
+        while frame is not None:
+            code = frame.f_code
+            if code.co_name == "get" and code.co_filename.endswith(_POOL_QUEUE):
+                return True
+            frame = frame.f_back
+        return False
 
     def blockers(self, name: str) -> list[str]:
         """The sessions (or foreign server processes) that ``name`` waits for now."""
