@@ -175,7 +175,8 @@ def step_waits_within(context):
     assert_that(
         sorted(groups), equal_to(sorted(context.wait_limits)), "failures followed by a wait"
     )
-    assert_that(backoff.beyond_limits(groups, context.wait_limits), empty())
+    beyond = backoff.beyond_limits(groups, context.wait_limits)
+    assert_that(beyond, empty(), "waits beyond the limit for the failure they follow")
 
 
 @then("on average the waits after each failure come to between {low:g} and {high:g} of its limit")
