@@ -97,13 +97,14 @@ class DatabaseCounters:
 
 
 def database_counters(admin: Engine) -> DatabaseCounters:
-    """Transactions committed and rolled back in the suite's database so far (one query)."""
+    """Transactions committed and rolled back in the suite's database so far (one query;
+    pg_stat_activity's function rather than the view, whose joins cost ~0.3 ms more)."""
     with admin.connect() as conn:
         row = conn.execute(
             sa.text(
                 "SELECT xact_commit, xact_rollback, stats_reset, greatest("
-                "pg_postmaster_start_time(), (SELECT min(backend_start) FROM pg_stat_activity "
-                "WHERE backend_type = 'checkpointer')) "
+                "pg_postmaster_start_time(), (SELECT min(backend_start) "
+                "FROM pg_stat_get_activity(NULL) WHERE backend_type = 'checkpointer')) "
                 "FROM pg_stat_database WHERE datname = current_database()"
             )
         ).one()
