@@ -99,12 +99,12 @@ Feature: A transient failure is retried a bounded number of times and never appl
       And no payment for <account> is in the ledger
 
       Examples:
-        | refusal                                        | amount | account | reference | condition             |
-        | an amount of nothing                           | 0.00   | dave    | ref-606   | check_violation       |
-        | an account that does not exist                 | 40.00  | oscar   | ref-607   | foreign_key_violation |
-        | a reference alice's payment already goes under | 40.00  | dave    | ref-001   | reference_conflict    |
+        | refusal                                 | amount | account | reference | condition             |
+        | an amount of nothing                    | 0.00   | dave    | ref-606   | check_violation       |
+        | an account that does not exist          | 40.00  | oscar   | ref-607   | foreign_key_violation |
+        | a reference alice's payment already has | 40.00  | dave    | ref-001   | reference_conflict    |
 
-  Rule: A limit the application or the administrator set is never retried past
+  Rule: A failure at a limit the application or the administrator set is never retried
 
     Scenario: A payment cancelled by the application's statement timeout is tried once, though a second attempt would succeed
       Given the server gives up any statement of the application after 0.10 seconds
