@@ -194,7 +194,7 @@ def harness_metrics(scenarios: list[model.Scenario]) -> Metrics:
     return metrics
 
 
-def harness_evidence(leaks: list[str]) -> dict[str, Any]:
+def harness_evidence(leaks: list[str], imbalances: list[str] = ()) -> dict[str, Any]:
     """A failed scenario's evidence as the harness's after_scenario hook puts it together."""
     context = SimpleNamespace(
         server=SimpleNamespace(log_tail=lambda lines: "LOG:  <the server's last lines>"),
@@ -202,7 +202,8 @@ def harness_evidence(leaks: list[str]) -> dict[str, Any]:
     )
     workspace = SimpleNamespace(application_name="fs:abcd:1 a scenario")
     transcripts = {"T1": ["+0.004s commit -> ok"]}
-    return hooks._evidence(context, workspace, transcripts, leaks)
+    found = {"leaks": leaks, "imbalances": list(imbalances)}
+    return hooks._evidence(context, workspace, transcripts, found)
 
 
 def test_every_figure_the_harness_writes_has_words_in_the_report():
@@ -225,7 +226,8 @@ def test_the_sample_files_have_the_shapes_the_harness_writes():
     )
     metrics = harness_metrics([model.Scenario("x.feature:1", "x", "passed", [])]).as_json()
     assert shape(samples["metrics.json"]) == shape(metrics)
-    kinds = {key: type(part) for key, part in harness_evidence(["a leak"]).items()}
+    evidence = harness_evidence(["a leak"], ["dave holds 1.00, but its records give 0.00"])
+    kinds = {key: type(part) for key, part in evidence.items()}
     for sample in samples["evidence.json"].values():  # each with some of the parts, or all
         assert {key: type(part) for key, part in sample.items()}.items() <= kinds.items()
     matrix = samples["isolation-matrix.json"]
@@ -241,7 +243,12 @@ def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFac
     shutil.copytree(reports / "junit", directory / "junit")
     harness_metrics(run.scenarios).write(directory / "metrics.json")
     failed = [s.location for s in run.scenarios if s.status == "failed"]
-    evidence = {location: harness_evidence(["<a leak> & more"]) for location in failed}
+    evidence = {
+        location: harness_evidence(
+            ["<a leak> & more"], ["<dave> holds 1.00, but its records give 0.00"]
+        )
+        for location in failed
+    }
     (directory / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n")
     matrix = isolation.Matrix()
     for name, anomaly in isolation.ANOMALIES.items():
@@ -302,9 +309,11 @@ def test_the_report_shows_the_isolation_matrix_the_harness_wrote(harness_report)
 def test_the_evidence_the_harness_kept_is_shown_escaped_and_collapsed(harness_report):
     failed = article(harness_report, f"{LOST_CONNECTION}:23")
     evidence = re.search(r'<details class="evidence">.*?</details>', failed, re.S)[0]
-    assert "Evidence: the full error, what it left open, what each session did, the network" in (
-        text(evidence)
-    )
+    assert (
+        "Evidence: the full error, where the books do not balance, what it left open, "
+        "what each session did, the network"
+    ) in text(evidence)
+    assert "<li>&lt;dave&gt; holds 1.00, but its records give 0.00</li>" in evidence
     assert "<li>&lt;a leak&gt; &amp; more</li>" in evidence
     assert "+0.004s commit -&gt; ok" in evidence
     assert "LOG:  &lt;the server&#39;s last lines&gt;" in evidence

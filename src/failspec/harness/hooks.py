@@ -182,6 +182,8 @@ def after_scenario(context: Any, scenario: Any) -> None:
 
     def books() -> None:
         audit = context.audit
+        if leaks:  # a leaked connection may hold locks the read would wait for
+            workspace.end_stragglers()
         read = audit.books()  # one round trip for both checks
         imbalances.extend(read.imbalances(audit.opening, context.history.written_directly()))
         if CHANGES_LEDGER not in tags and audit.baseline and not failed:
@@ -191,8 +193,8 @@ def after_scenario(context: Any, scenario: Any) -> None:
         leaks.extend(find_leaks(workspace, grace=LEAK_GRACE * context.settings.timeout_scale))
 
     _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
-    _attempt(problems, "the integrity and money-conservation guards", books)
     _attempt(problems, "the leak guard", guard)
+    _attempt(problems, "the integrity and money-conservation guards", books)
     _attempt(problems, "counting", lambda: _count(context, entry, workspace))
     # A failed scenario may leave its sessions behind; its failure is the report then.
     left = leaks if not failed or EXPECT_LEAK in tags else []

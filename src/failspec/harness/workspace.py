@@ -37,6 +37,8 @@ from sqlalchemy.engine import URL, Connection, Engine
 from failspec.harness.servers import Server
 
 SCHEMA_PREFIX = "fs_"
+#: The longest the run's administrative connection waits for a lock (ms).
+ADMIN_LOCK_TIMEOUT_MS = 5000
 
 #: Work done in a fresh schema before a scenario gets it (e.g. creating the ledger's
 #: tables). It runs in a transaction whose search_path is that schema.
@@ -60,7 +62,11 @@ class Run:
             isolation_level="AUTOCOMMIT",
             pool_size=2,
             pool_pre_ping=True,
-            connect_args={"application_name": f"failspec:{self.id}:admin"},
+            # The harness's own reads never wait without bound on a scenario's locks.
+            connect_args={
+                "application_name": f"failspec:{self.id}:admin",
+                "options": f"-c lock_timeout={ADMIN_LOCK_TIMEOUT_MS}",
+            },
         )
         #: Reads committed state for the harness (never the application's connection).
         self.observer = server.engine(
@@ -366,13 +372,18 @@ class Workspace:
         if errors:
             raise errors[0]
 
+    def end_stragglers(self) -> None:
+        """End every server connection that still carries this scenario's name (what a
+        leak or a broken step left open), rolling back whatever they had not committed."""
+        for pid in self.open_backends():
+            self.terminate(pid)
+
     def close(self) -> None:
         """Dispose engines, end stragglers, drop the schema: runs even after failures."""
         try:
             self.dispose_engines()
         finally:
-            for pid in self.open_backends():
-                self.terminate(pid)
+            self.end_stragglers()
             _drop_schema(self.run.admin, self.schema)
 
 
