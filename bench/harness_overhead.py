@@ -10,7 +10,7 @@ Prints medians (and p10/p90) of:
   and ``after_scenario``, and behave's cleanups after them, with a minimal behave-like
   context and scenario, round by round alternately with the bare scenario: the time of
   each hook, of each phase of ``after_scenario`` (closing what the harness opened; the
-  books read, i.e. fingerprint + money conservation in one statement; the leak guard; the
+  leak guard; the books read, i.e. fingerprint + money conservation in one statement; the
   counting) as the hook runs them, and the harness's whole time on the critical path
   (before + after + cleanups). The phases are timed by wrapping the hooks' own
   ``_attempt``, so nothing in the hooks changes for the bench;
@@ -53,8 +53,8 @@ from failspec.ledger import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS, Ledger, Payment
 #: after_scenario's phases as the hook names them (its ``_attempt`` calls), and ours.
 PHASES = {
     "closing what the harness opened": "closing what the harness opened",
-    "the integrity and money-conservation guards": "guard: fingerprint + conservation",
     "the leak guard": "guard: leaks",
+    "the integrity and money-conservation guards": "guard: fingerprint + conservation",
     "counting": "counting (pg_stat_database)",
 }
 GUARDS = ("the integrity and money-conservation guards", "the leak guard")
@@ -204,6 +204,9 @@ def hooked_scenario(context: Context, number: int) -> dict[str, float]:
     started = time.perf_counter()
     context.pop()
     times["cleanups"] = ms_since(started)
+    missing = set(PHASES) - set(times)
+    if missing:
+        raise SystemExit(f"after_scenario no longer runs {sorted(missing)}: update PHASES")
     times["guards"] = sum(times[what] for what in GUARDS)
     hooks_and_cleanups = ("before_scenario", "after_scenario", "cleanups")
     times["critical path"] = sum(times[part] for part in hooks_and_cleanups)
@@ -219,6 +222,8 @@ def main() -> None:
     med = statistics.median
 
     print(f"failspec bench: harness overhead ({args.rounds} rounds, embedded server)")
+    # Every figure is wall time: other work on the machine stretches them all.
+    print(f"load average at start: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     template_starts = server_starts(args.server_rounds, from_template=True)
     initdb_starts = server_starts(max(2, args.server_rounds // 2), from_template=False)
     first = [first_start()]
@@ -338,6 +343,7 @@ def main() -> None:
             f"({verdict})"
         )
 
+        print(f"\nload average at the end: {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
         run.retire(fixed)
         with admin.connect() as conn:
             conn.execute(sa.text("DROP DATABASE bench_template"))
