@@ -124,7 +124,7 @@ def before_scenario(context: Any, scenario: Any) -> None:
     if SERVER_CONTROL in scenario.effective_tags and not context.server.controllable:
         scenario.skip(
             f"the {context.server.backend} backend uses a server it did not start, "
-            "so it cannot crash, restart or pause it"
+            "so it cannot crash, restart, pause or shut it down"
         )
         return
     workspace = context.run.workspace(scenario.name)
