@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 from hamcrest import assert_that, equal_to
+from sqlalchemy.engine import Connection
 
 from failspec.harness.books import ZERO, Books, Fingerprint, read_books
 from failspec.harness.workspace import Workspace
@@ -50,10 +51,15 @@ class Auditor:
             conn.commit()
         self.opening.update(balances)
 
-    def books(self) -> Books:
-        """The ledger's books, read in one statement (one round trip, autocommit)."""
-        with self.workspace.run.admin.connect() as conn:
+    def books(self, conn: Connection | None = None) -> Books:
+        """The ledger's books, read in one statement (one round trip, autocommit).
+
+        ``conn``: a connection of the run's admin engine to read on (default: one checked
+        out for this read)."""
+        if conn is not None:
             return read_books(conn, self.workspace.schema)
+        with self.workspace.run.admin.connect() as own:
+            return read_books(own, self.workspace.schema)
 
     def balances(self) -> dict[str, Decimal]:
         """Every account's committed balance, by name."""

@@ -31,6 +31,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from failspec.conditions import first_line
 from failspec.harness import servers
 from failspec.harness.application import Application
@@ -43,7 +45,7 @@ from failspec.harness.leaks import find_leaks
 from failspec.harness.metrics import Metrics, ScenarioMetrics, database_counters
 from failspec.harness.network import Network
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run, Workspace
+from failspec.harness.workspace import Run, SharedConnection, Workspace
 from failspec.ledger import Ledger
 from failspec.report import junit
 
@@ -180,22 +182,29 @@ def after_scenario(context: Any, scenario: Any) -> None:
     imbalances: list[str] = []
     tags = scenario.effective_tags
 
+    # The reads below share one checkout of the run's admin engine: one pre-ping, not three.
+    admin = SharedConnection(context.run.admin)
+
     def books() -> None:
         audit = context.audit
         if leaks:  # a leaked connection may hold locks the read would wait for
             workspace.end_stragglers()
-        read = audit.books()  # one round trip for both checks
+        read = audit.books(admin())  # one round trip for both checks
         imbalances.extend(read.imbalances(audit.opening, context.history.written_directly()))
         if CHANGES_LEDGER not in tags and audit.baseline and not failed:
             audit.assert_unchanged("after the scenario", read)
 
     def guard() -> None:
-        leaks.extend(find_leaks(workspace, grace=LEAK_GRACE * context.settings.timeout_scale))
+        grace = LEAK_GRACE * context.settings.timeout_scale
+        leaks.extend(find_leaks(workspace, grace=grace, conn=admin()))
 
-    _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
-    _attempt(problems, "the leak guard", guard)
-    _attempt(problems, "the integrity and money-conservation guards", books)
-    _attempt(problems, "counting", lambda: _count(context, entry, workspace))
+    try:
+        _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
+        _attempt(problems, "the leak guard", guard)
+        _attempt(problems, "the integrity and money-conservation guards", books)
+        _attempt(problems, "counting", lambda: _count(context, entry, workspace, admin()))
+    finally:
+        admin.close()
     # A failed scenario may leave its sessions behind; its failure is the report then.
     left = leaks if not failed or EXPECT_LEAK in tags else []
     _expected(problems, "leak guard", EXPECT_LEAK in tags, left, "the scenario left behind: ")
@@ -238,8 +247,8 @@ def _attempt(problems: list[str], what: str, phase: Callable[[], None]) -> None:
         problems.append(f"{what} failed: {type(error).__name__}: {first_line(error)}")
 
 
-def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace) -> None:
-    after = context.run_metrics.last_counters = database_counters(context.run.admin)
+def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace, admin: Connection) -> None:
+    after = context.run_metrics.last_counters = database_counters(admin)
     # (None, None) across a statistics reset (a crash): that delta is not known.
     entry.xact_commit, entry.xact_rollback = after.transactions_since(context.counters_before)
     entry.peak_connections = workspace.peak_connections

@@ -15,6 +15,8 @@ names and are never counted.
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -27,10 +29,12 @@ from failspec.harness.workspace import Workspace
 POLL = 0.001
 
 
-def find_leaks(workspace: Workspace, *, grace: float) -> list[str]:
+def find_leaks(workspace: Workspace, *, grace: float, conn: Connection | None = None) -> list[str]:
     """Dispose the scenario's pools and name whatever still holds the server.
 
-    ``grace``: how long a closed connection's server process may take to exit.
+    ``grace``: how long a closed connection's server process may take to exit (s).
+    ``conn``: a connection of the run's admin engine to look on (default: one checked
+    out for this call). Raises SQLAlchemy's ``DBAPIError`` when the server cannot answer.
     """
     found = [
         f"the pool of {name} still has {count} connection(s) checked out"
@@ -38,14 +42,16 @@ def find_leaks(workspace: Workspace, *, grace: float) -> list[str]:
         if count
     ]
     workspace.dispose_engines()
-    with workspace.run.admin.connect() as conn:  # one checkout (one pre-ping) for every poll
+    with contextlib.ExitStack() as own:
+        # One checkout (one pre-ping) for every poll.
+        admin = conn if conn is not None else own.enter_context(workspace.run.admin.connect())
         try:
             until(
-                lambda: not workspace.open_backends(conn),
+                lambda: not workspace.open_backends(admin),
                 timeout=grace, what="connections closing", interval=POLL,
             )  # fmt: skip
         except WaitTimeout:
-            found.extend(_describe(workspace, conn))
+            found.extend(_describe(workspace, admin))
     return found
 
 

