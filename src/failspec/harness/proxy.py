@@ -68,6 +68,12 @@ class FaultProxy:
 
     ``upstream`` is ``(host, port)``, or a function returning one that is asked at each new
     connection, so a server whose address changes on restart is followed.
+
+    Where the server refuses or cannot be reached, the client's connection is reset. It
+    cannot be refused: the kernel completes the client's TCP handshake on the proxy's
+    listening socket before the proxy accepts and tries the server. So the client sees
+    ECONNRESET, at its first read or write, or already from ``connect()`` when the reset
+    arrives before that returns (a connect with a timeout polls, then reads SO_ERROR).
     """
 
     def __init__(self, upstream: Address | Callable[[], Address], *, port: int = 0) -> None:
