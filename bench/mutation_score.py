@@ -408,6 +408,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 # -- the command ---------------------------------------------------------------------------
 
 
+def slowest_first(mutants: Sequence[Mutant], report: Path) -> list[Mutant]:
+    """The mutants, those that took longest in the last report first (unknown ones before
+    all), so that parallel jobs do not end with one long mutant running alone."""
+    try:
+        last = {m["name"]: float(m["seconds"]) for m in json.loads(report.read_text())["mutants"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        last = {}
+    return sorted(mutants, key=lambda m: -last.get(m.name, float("inf")))
+
+
 def line(outcome: Outcome) -> str:
     """One line per mutant: name, verdict, the first red scenarios, seconds."""
     shown = outcome.confirmed_red or outcome.red
@@ -489,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return outcome
 
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            outcomes = list(pool.map(judge, mutants))
+            outcomes = list(pool.map(judge, slowest_first(mutants, args.report)))
+        outcomes.sort(key=lambda o: o.name)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -188,3 +188,12 @@ def test_a_mutant_line_names_verdict_seconds_and_the_first_red_scenarios():
     assert ms.line(done).endswith("a: 1; b: 2 (+1 more)")
     stale = ms.Outcome("08-y", "orm", "w", "stale", 0.1, error="the patch does not apply: no")
     assert ms.line(stale).endswith("the patch does not apply: no")
+
+
+def test_the_mutants_slowest_in_the_last_report_go_first_and_unknown_ones_before_all(tmp_path):
+    mutants = [ms.Mutant(n, tmp_path / f"{n}.patch", "w", "retry") for n in ("a", "b", "c", "d")]
+    report = tmp_path / "last.json"
+    report.write_text('{"mutants": [{"name": "a", "seconds": 20}, {"name": "b", "seconds": 90},'
+                      ' {"name": "d", "seconds": 30}]}')  # fmt: skip
+    assert [m.name for m in ms.slowest_first(mutants, report)] == ["c", "b", "d", "a"]
+    assert [m.name for m in ms.slowest_first(mutants, tmp_path / "none.json")] == list("abcd")
