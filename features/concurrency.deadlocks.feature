@@ -80,3 +80,15 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       Then T2's transfer succeeds after 1 attempt
       And no session failed with deadlock_detected
       And the balances are alice 110.00 and bob 240.50
+
+    @changes-ledger
+    Scenario: Two transfers into one account from different accounts queue instead of deadlocking
+      When T1 transfers 10.00 from alice to bob with reference ref-503
+      And T2 transfers 20.00 from carol to bob with reference ref-504
+      Then T2 is waiting for T1
+      When T1 continues its transfer
+      Then T1's transfer succeeds after 1 attempt
+      When T2 continues its transfer
+      Then T2's transfer succeeds after 1 attempt
+      And no session failed with deadlock_detected
+      And the books balance: alice 90.00, bob 280.50, carol 55.25

@@ -61,3 +61,12 @@ Feature: Waiting for a lock: how long a session waits, and what it is told when 
       When T1 claims the next pending payment
       And T2 claims the next pending payment
       Then T2 is waiting for T1
+
+  Rule: Workers take pending payments oldest first, and a payment the application makes waits as pending until one takes it
+
+    @changes-ledger
+    Scenario: The oldest pending payment is claimed first, and the application's new payment is the next one claimed
+      Given the application has paid 5.00 to dave with reference ref-021
+      When T1 claims the next pending payment
+      And T2 claims the next pending payment that no one else holds
+      Then T1 holds the payment ref-003 and T2 holds the payment ref-021

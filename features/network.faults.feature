@@ -23,7 +23,7 @@ Feature: The network to the database fails: a payment is recorded once or not at
   Rule: A connection the network cut while it was idle fails once, and the ledger's retry applies the operation once on a new connection
 
     @changes-ledger
-    Scenario: The first use of a connection the network cut while idle fails; the retry records the payment once on a new connection
+    Scenario: The first use of a connection the network cut while idle fails; the retry records the payment once
       Given the application uses a pool that hands out connections untested
       And the pool holds one idle connection
       When the network cuts every connection

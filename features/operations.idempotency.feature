@@ -33,6 +33,13 @@ Feature: Repeating an operation never applies it twice
       And the balance of bob is 280.50
 
     @changes-ledger
+    Scenario: A payment repeated with its amount written without cents is recognised as the same payment
+      Given the application has paid 40.00 to dave with reference ref-507
+      When the application pays 40 to dave with reference ref-507
+      Then it succeeds, reporting the operation as already applied
+      And the balance of dave is 40.00
+
+    @changes-ledger
     Scenario: A payment whose reply was lost is applied once when the client sends it again
       Given the application does not retry
       And the reply to the next commit will be lost

@@ -69,6 +69,7 @@ Feature: A transient failure is retried a bounded number of times and never appl
       Given the next 5 attempts to record an operation fail with serialization_failure
       When the application pays 40.00 to dave with reference ref-605
       Then it fails with serialization_failure after 3 attempts
+      And the error notes "gave up after 3 attempts"
       And the server was asked to record it 3 times
       And no payment for dave is in the ledger
 

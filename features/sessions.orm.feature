@@ -27,6 +27,12 @@ Feature: An ORM session that fails is unusable until rolled back, and never hide
       Then it succeeds
       And a payment of 15.00 for erin is in the ledger
 
+  Rule: Amounts read through the session are exact to the cent
+
+    Scenario: Amounts read through the session are the exact decimal amounts, never binary fractions
+      When the application reads the ledger through its session
+      Then it reads the amounts exactly: alice 100.00, bob 250.50, carol 75.25
+
   Rule: Beginning a transaction that is already begun is refused, never silently nested
 
     Scenario: Beginning the session's transaction a second time is refused
@@ -60,15 +66,24 @@ Feature: An ORM session that fails is unusable until rolled back, and never hide
     @changes-ledger
     Scenario: A unit of work that ends without a failure keeps all of its work
       Given the application has started a unit of work that writes a payment of 40.00 for dave
-      When the unit of work also writes a payment of 15.00 for erin and commits
+      When the unit of work also writes a payment of 15.10 for erin and commits
       Then it succeeds
-      And the books balance: dave 40.00, erin 15.00
+      And the books balance: dave 40.00, erin 15.10
+      And the payments for dave and erin are pending
 
-    # SQLAlchemy's rollback of a connection that is gone does not raise (it discards the
-    # connection), so the caller sees the commit's own error: the lost connection.
+    # The failed COMMIT has already discarded the dead connection, so the rollback after
+    # it has nothing left to fail on: the caller sees the commit's own error.
     Scenario: A unit of work whose connection the server ended reports the lost connection and keeps none of its work
       Given the application has started a unit of work that writes a payment of 40.00 for dave
       When the server ends that connection
       And the unit of work commits
       Then it fails because the connection was lost
+      And no payment for dave is in the ledger
+
+    Scenario: When the application's own code fails after the connection died, the caller gets the application's error, and the failed rollback is noted on it
+      Given the application has started a unit of work that writes a payment of 40.00 for dave
+      When the server ends that connection
+      And the application's own code fails before the unit of work ends
+      Then it fails with application_error
+      And the error notes "the rollback failed too"
       And no payment for dave is in the ledger

@@ -28,6 +28,7 @@ Feature: A transfer moves money completely or not at all
       Examples:
         | how                                                  | amount | source | target | condition       |
         | on its first leg, because the source has too little  | 500.00 | carol  | dave   | check_violation |
+        | on its first leg, because the source does not exist  | 30.00  | nobody | bob    | unknown_account |
         | on its second leg, because the target does not exist | 30.00  | alice  | nobody | unknown_account |
         | at its record, because the amount is not positive    | 0.00   | alice  | bob    | check_violation |
 

@@ -50,6 +50,12 @@ def step_payment_present(context, amount, account):
     assert_that(payments, has_item((account, amount)))
 
 
+@then("the payments for {accounts:Accounts} are pending")
+def step_pending(context, accounts):
+    statuses = {p.account: p.status for p in context.audit.payments() if p.account in accounts}
+    assert_that(statuses, equal_to(dict.fromkeys(accounts, "pending")))
+
+
 @then("none of the batch's payments is in the ledger")
 def step_batch_absent(context):
     def key(p):

@@ -3,8 +3,8 @@
 from decimal import Decimal
 
 import sqlalchemy as sa
-from behave import given, when
-from hamcrest import assert_that
+from behave import given, then, when
+from hamcrest import assert_that, equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import fails_with, succeeds
@@ -101,3 +101,12 @@ def step_unit_abandoned(context):
 @when("the unit of work commits")
 def step_unit_commits(context):
     context.outcome = context.app.finish_unit_of_work()
+
+
+@then("it reads the amounts exactly: {expected:Balances}")
+def step_exact_amounts(context, expected):
+    assert_that(context.outcome, succeeds())
+    read = {op.account: op.amount for op in context.outcome.rows}
+    kinds = {account: type(amount).__name__ for account, amount in read.items()}
+    assert_that(kinds, equal_to(dict.fromkeys(read, "Decimal")), "the types of the amounts read")
+    assert_that({a: read.get(a) for a in expected}, equal_to(expected))

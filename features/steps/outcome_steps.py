@@ -1,7 +1,15 @@
 """Then-steps on the captured outcome of the last action (``context.outcome``)."""
 
 from behave import then
-from hamcrest import assert_that, equal_to, greater_than_or_equal_to, is_not, less_than_or_equal_to
+from hamcrest import (
+    assert_that,
+    contains_string,
+    equal_to,
+    greater_than_or_equal_to,
+    has_item,
+    is_not,
+    less_than_or_equal_to,
+)
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import (
@@ -33,6 +41,12 @@ def step_succeeds(context):
 @then('the error message mentions "{text}"')
 def step_message_mentions(context, text):
     assert_that(context.outcome, message_mentions(text))
+
+
+@then('the error notes "{text}"')
+def step_error_notes(context, text):
+    notes = getattr(context.outcome.error, "__notes__", [])
+    assert_that(notes, has_item(contains_string(text)), "the notes added to the error")
 
 
 @then("it fails because the connection was lost")

@@ -217,9 +217,10 @@ def step_pause_before_commit(context, name):
 
 
 def _session_ledger(context, name):
-    """The ledger as the session's own application instance runs it: its own pool of one,
-    the retry policy's defaults (waits not slept; the scenario may hold the session before
-    a retry), and the points where the scenario pauses it."""
+    """The ledger as the session's own instance of the application runs it: its own pool
+    of one, the application's ledger settings, the retry policy's defaults (waits not
+    slept; the scenario may hold the session before a retry), and the points where the
+    scenario pauses it."""
     session = context.sessions[name]
     retry_gate = session.gates.get(BEFORE_RETRY)
     retry = RetryPolicy(
@@ -227,9 +228,8 @@ def _session_ledger(context, name):
         # The wait before a retry is where the scenario may hold the session.
         sleep=(lambda _: retry_gate(None)) if retry_gate else (lambda _: None),
     )
-    ledger = Ledger(
-        session.engine, retry=retry, lock_in_order=getattr(context, "lock_in_order", True)
-    )
+    lock_in_order = getattr(context, "lock_in_order", None)
+    ledger = context.app.ledger_for(session.engine, retry, lock_in_order=lock_in_order)
     ledger.interruptions = dict(session.gates)
     return ledger
 
@@ -319,6 +319,14 @@ def step_different_claims(context, names):
     assert_that(set(claims), has_length(len(names)), f"claims {claims}")
 
 
+@then(
+    "{a:Session} holds the payment {first:Reference} and {b:Session} holds the payment {second:Reference}"
+)
+def step_claims_are(context, a, first, b, second):
+    claims = {name: context.sessions.finish(name).value for name in (a, b)}
+    assert_that(claims, equal_to({a: first, b: second}))
+
+
 @then("no session waited")
 def step_no_wait(context):
     waits = {s.name: a.waited_for for s in context.sessions for a in s.actions if a.waited_for}
@@ -338,10 +346,12 @@ def step_one_victim(context, a, b, condition):
 
 @then("{name:Session}'s transfer succeeds after {attempts:d} attempts")
 @then("{name:Session}'s transfer succeeds after {attempts:d} attempt")
-def step_transfer_attempts(context, name, attempts):
+@then("{name:Session}'s payment succeeds after {attempts:d} attempt")
+def step_session_attempts(context, name, attempts):
     outcome = context.sessions.finish(name)
     assert_that(outcome, succeeds())
     assert_that(outcome.value.attempts, equal_to(attempts), f"{name}'s attempts")
+    assert_that(outcome.value.already_applied, equal_to(False), f"{name}'s operation was new")
 
 
 @then("{name:Session}'s payment succeeds")

@@ -24,6 +24,9 @@ from failspec.harness.waiting import until
 from failspec.harness.workspace import Workspace
 from failspec.ledger import Ledger, RetryPolicy
 
+#: Pool options that size one pool; other instances of the application size their own.
+POOL_SIZING = ("pool_size", "max_overflow", "pool_timeout")
+
 
 class ApplicationError(NamedFailure):
     """The application's own code gave up in the middle of its work (not the database)."""
@@ -123,9 +126,27 @@ class Application:
 
     @property
     def ledger(self) -> Ledger:
-        ledger = Ledger(self.engine, retry=self.retry)
+        """The ledger on the application's own pool, with its retry policy and the faults
+        armed for its next operation."""
+        ledger = self.ledger_for(self.engine, self.retry)
         ledger.interruptions = self.interruptions
         return ledger
+
+    def ledger_for(
+        self, engine: Engine, retry: RetryPolicy, *, lock_in_order: bool | None = None
+    ) -> Ledger:
+        """The ledger as this application configures it, on ``engine``: its own pool, or
+        that of another instance of the application (a concurrent session T1, T2 …).
+        ``lock_in_order``: only where a scenario says how transfers lock (None: the
+        ledger's own default)."""
+        options = {} if lock_in_order is None else {"lock_in_order": lock_in_order}
+        return Ledger(engine, retry=retry, **options)
+
+    def instance_options(self) -> dict[str, Any]:
+        """The engine options every instance of the application uses, its pool's sizing
+        aside (each concurrent session has a pool of its own, of one connection): the
+        isolation level, pre-ping, recycle age, reset on return, if set."""
+        return {k: v for k, v in self.pool_options.items() if k not in POOL_SIZING}
 
     # -- faults inside the ledger's operations ------------------------------------------
 

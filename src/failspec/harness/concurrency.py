@@ -102,10 +102,19 @@ class ConcurrentSession:
     connection a scenario's SQL-level actions use (``conn``) is opened and used there only.
     """
 
-    def __init__(self, name: str, workspace: Workspace, timeout: float) -> None:
+    def __init__(
+        self,
+        name: str,
+        workspace: Workspace,
+        timeout: float,
+        engine_options: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.name = name
         self.workspace = workspace
         self.timeout = timeout
+        #: Engine options the session's pool shares with the application (read when the
+        #: session first connects: e.g. its isolation level or pre-ping).
+        self.engine_options = engine_options or dict
         self.settings: dict[str, str] = {}
         #: Where the session connects: the server, or the scenario's fault proxy.
         self.url: URL | None = None
@@ -131,8 +140,8 @@ class ConcurrentSession:
             options = " ".join(f"-c {key}={value}" for key, value in self.settings.items())
             base = self.workspace.connect_args()["options"]
             self._engine = self.workspace.engine(
-                self.url, label=f"session {self.name}", pool_size=1, max_overflow=0,
-                pool_timeout=self.timeout,
+                self.url, label=f"session {self.name}", **self.engine_options(),
+                pool_size=1, max_overflow=0, pool_timeout=self.timeout,
                 connect_args={"options": f"{base} {options}".strip()},
             )  # fmt: skip
             event.listen(self._engine, "checkout", self._checked_out)
@@ -208,8 +217,16 @@ class ConcurrentSession:
 class Interleaving:
     """The scenario's concurrent sessions and the order in which their actions happen."""
 
-    def __init__(self, workspace: Workspace, *, timeout: float) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        *,
+        timeout: float,
+        engine_options: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.workspace = workspace
+        #: Engine options each session shares with the application (see ConcurrentSession).
+        self.engine_options = engine_options
         #: How long any one action may take to finish, block or pause.
         self.timeout = timeout
         #: Where new sessions connect (None: the server itself).
@@ -218,7 +235,7 @@ class Interleaving:
 
     def __getitem__(self, name: str) -> ConcurrentSession:
         if name not in self._sessions:
-            session = ConcurrentSession(name, self.workspace, self.timeout)
+            session = ConcurrentSession(name, self.workspace, self.timeout, self.engine_options)
             session.url = self.url
             self._sessions[name] = session
         return self._sessions[name]

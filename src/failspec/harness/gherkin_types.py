@@ -21,8 +21,10 @@ def condition(text: str) -> str:
     return text
 
 
-@parse.with_pattern(r"-?\d+\.\d{2}")
+@parse.with_pattern(r"-?\d+(?:\.\d{2})?")
 def money(text: str) -> Decimal:
+    """An amount in currency units: with cents (``40.00``) or a whole number (``40``), as a
+    client may send the same amount either way."""
     return Decimal(text)
 
 

@@ -141,7 +141,11 @@ def before_scenario(context: Any, scenario: Any) -> None:
     context.app = Application(workspace)
     _owned(context, workspace, context.app.close)
     deadline = SESSION_DEADLINE * context.settings.timeout_scale
-    context.sessions = Interleaving(workspace, timeout=deadline)
+    # Each session is another instance of the application: its engine options are the
+    # application's (read when it first connects), its pool is its own.
+    context.sessions = Interleaving(
+        workspace, timeout=deadline, engine_options=context.app.instance_options
+    )
     _owned(context, workspace, context.sessions.close)
     context.history = History()
     context.network = None

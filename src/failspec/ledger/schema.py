@@ -1,8 +1,9 @@
 """The ledger's tables and their named constraints.
 
 Constraint names are part of the contract: a violation names the constraint it broke,
-and the specification says which one. (A NOT NULL constraint is named here too; servers
-before PostgreSQL 18 accept the name but do not record it, and report the column.)
+and the specification says which one. (A NOT NULL constraint is named here too, but a
+violation of it is reported with the column's name and no constraint name, also on
+PostgreSQL 18.6: measured here.)
 
 * ``accounts``: one row per account, with its balance, which may never go negative.
 * ``transactions``: one row per ledger operation, identified by the client's reference:
