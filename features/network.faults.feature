@@ -32,6 +32,22 @@ Feature: The network to the database fails: a payment is recorded once or not at
       And exactly one operation has the reference ref-701
       And the balance of erin is 15.00
 
+  Rule: A payment whose request the silent network swallowed is retried once the network is back, and applied once
+
+    # Whatever the driver calls the failure (here the TCP user timeout), a connection the
+    # data layer had to discard is a reason to try again: the reference keeps it once.
+    @changes-ledger
+    Scenario: A payment sent into a silent network fails at the TCP user timeout, and the retry records it once
+      Given the application gives up on a request the network has not acknowledged after 0.5 seconds
+      And the application uses a pool that hands out connections untested
+      And the pool holds one idle connection
+      And the network will recover while the ledger waits to retry
+      When the network to the database goes silent
+      And the application pays 15.00 to erin with reference ref-704
+      Then it succeeds after 2 attempts
+      And exactly one operation has the reference ref-704
+      And the balance of erin is 15.00
+
   Rule: A connection cut in the middle of a reply gives the reader an error, never a partial list of payments
 
     Scenario: A read cut off in the middle of its reply fails, and the next read returns every payment

@@ -46,6 +46,11 @@ def step_lose_commit_reply_for_good(context):
     context.app.before_next_commit(lambda: proxy.limit_data(0, "downstream"))
 
 
+@given("the network will recover while the ledger waits to retry")
+def step_recover_on_wait(context):
+    context.app.during_next_wait = context.network.recover
+
+
 @when("the network recovers")
 def step_recover(context):
     context.network.recover()
