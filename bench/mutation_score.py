@@ -260,7 +260,8 @@ class Runner:
     behave: Path
     defines: tuple[str, ...] = ()
     timeout: float = 600.0
-    from_head: bool = False
+    #: A commit to copy (``git archive``) instead of the working tree.
+    commit: str | None = None
     keep: bool = False
     #: Where copies come from: a snapshot taken once (see snapshot), so the unmutated run
     #: and every mutant see the same tree while others edit the working tree.
@@ -268,16 +269,16 @@ class Runner:
 
     def snapshot(self, into: Path) -> Runner:
         """This runner, copying from a snapshot of the tree taken now into ``into``."""
-        return replace(self, source=self.copy_tree(into), from_head=False)
+        return replace(self, source=self.copy_tree(into), commit=None)
 
     def copy_tree(self, into: Path) -> Path:
         """A copy of what behave needs (COPIED) in ``into/tree``: from ``source``, or from
-        the commit HEAD."""
+        ``commit``."""
         tree = into / "tree"
         tree.mkdir()
-        if self.from_head:
+        if self.commit is not None:
             archive = subprocess.run(
-                ["git", "archive", "--format=tar", "HEAD", *COPIED],
+                ["git", "archive", "--format=tar", self.commit, *COPIED],
                 cwd=ROOT, check=True, capture_output=True,
             )  # fmt: skip
             subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
@@ -461,7 +462,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{m.name:<44} {m.kind:<9} {'(equivalent) ' if m.equivalent else ''}{m.why}")
         return 0
 
-    runner = Runner(args.behave, tuple(args.define), args.timeout, args.from_head, args.keep)
+    # The commit the tree is at (or is copied from) when the snapshot is taken: others may
+    # commit while the mutants run.
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    commit = head if args.from_head else None
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", *COPIED], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    source = "HEAD" if commit else "working tree" + (" (with uncommitted changes)" if dirty else "")
+    runner = Runner(args.behave, tuple(args.define), args.timeout, commit, args.keep)
     started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     wall = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="failspec-mutants-"))
@@ -515,14 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"wall time {wall_seconds:.0f} s ({args.jobs} job(s); "
         f"unmutated run {baseline.seconds:.0f} s)"
     )
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(
         json.dumps(
             {
                 "started_at": started_at,
-                "commit": head.stdout.strip(),
-                "source": "HEAD" if args.from_head else "working tree",
+                "commit": head,
+                "source": source,
                 "jobs": args.jobs,
                 "defines": args.define,
                 "wall_seconds": wall_seconds,
