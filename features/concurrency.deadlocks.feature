@@ -92,3 +92,17 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       Then T2's transfer succeeds after 1 attempt
       And no session failed with deadlock_detected
       And the books balance: alice 90.00, bob 280.50, carol 55.25
+
+    @changes-ledger
+    Scenario: Two opposite transfers that both wait for a third session still queue instead of deadlocking
+      Given the sessions' ledger does not retry
+      When T3 locks the account of alice
+      And T1 transfers 10.00 from alice to bob with reference ref-505
+      And T2 transfers 20.00 from bob to alice with reference ref-506
+      And T3 commits
+      And T1 continues its transfer
+      And T2 continues its transfer
+      Then T1's transfer succeeds after 1 attempt
+      And T2's transfer succeeds after 1 attempt
+      And no session failed with deadlock_detected
+      And the books balance: alice 110.00, bob 240.50

@@ -16,12 +16,21 @@ Feature: The application's connection pool runs out, and gives every connection 
 
   Rule: Unless told otherwise, the application's pool keeps at most 5 connections, opens no more when busy, and hands them out untested
 
+    # The default pool timeout is stated, not waited out: what a pool timeout does is
+    # shown below with a short one.
     Scenario: With the default pool, a sixth request waits until one of the five connections in use is given back
       Given the application holds 5 connections from its pool
       When T1 reads the ledger through the application's pool
       Then T1 is waiting for a connection from the pool
+      And the pool would give up on it after 30 seconds
       When the application returns one of the connections it holds
       Then T1 completes
+
+    Scenario: With the default pool, a connection left idle for over a second is handed out again, not replaced for its age
+      Given the pool holds one idle connection
+      When that connection has been idle for 1.2 seconds
+      And the application reads the ledger through the pool
+      Then it was served by the pool's idle connection
 
     # The ledger's own operations retry such a failure (see the retries feature).
     Scenario: With the default pool, a connection the server ended while it was idle fails the first request that gets it

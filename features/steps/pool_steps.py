@@ -41,6 +41,18 @@ def step_return_one(context):
     context.app.return_one()
 
 
+@then("the pool would give up on it after {seconds:Seconds} seconds")
+def step_pool_timeout_is(context, seconds):
+    # QueuePool.timeout(): the pool_timeout it was built with (SQLAlchemy's default is 30 s).
+    assert_that(context.app.engine.pool.timeout(), equal_to(seconds))
+
+
+@when("that connection has been idle for {seconds:Seconds} seconds")
+def step_idle_for(context, seconds):
+    since = context.app.idle_since
+    until(lambda: time.monotonic() - since >= seconds, timeout=seconds + 5, what="idling")
+
+
 @when("that connection has become older than the pool allows")
 def step_grown_old(context):
     since = time.monotonic()  # the idle connection was opened before this step

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -58,8 +59,10 @@ class Application:
         self.last_backend_pid: int | None = None
         #: The server process of the connection the server ended last.
         self.ended_pid: int | None = None
-        #: The server process of the connection left idle in the pool.
+        #: The server process of the connection left idle in the pool, and since when
+        #: (time.monotonic()).
         self.idle_pid: int | None = None
+        self.idle_since = 0.0
         #: The connect timeout (s) the application sets; None keeps the harness's default.
         self.connect_timeout: int | None = None
         #: The ledger's retry policy. Its waits are recorded, not slept: the failures a
@@ -303,6 +306,7 @@ class Application:
             raise outcome.error
         assert self.last_backend_pid is not None
         self.idle_pid = self.last_backend_pid
+        self.idle_since = time.monotonic()
         return self.last_backend_pid
 
     def connect_once(self, **url_overrides: Any) -> Outcome:
