@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,7 +27,18 @@ def connect(pg: embedded.EmbeddedPostgres):
 
 
 def server_dirs() -> set[Path]:
-    return {b for p in embedded.server_parents() for b in p.glob(f"{embedded.DIR_PREFIX}*")}
+    """Server directories this test process made: other runs on the machine (other test
+    sessions, other agents) make and remove theirs at any time."""
+    mine = set()
+    for parent in embedded.server_parents():
+        for base in parent.glob(f"{embedded.DIR_PREFIX}*"):
+            try:
+                owner = json.loads((base / embedded.OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue  # another run's, being made or removed right now
+            if owner.get("pid") == os.getpid():
+                mine.add(base)
+    return mine
 
 
 def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
