@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -88,3 +91,85 @@ def test_the_banner_names_backend_version_and_address_but_no_password(server):
 @pytest.mark.server
 def test_the_embedded_server_demands_a_password(server):
     assert server.demands_password()
+
+
+def test_a_password_with_an_unencoded_at_sign_is_refused_before_any_connection():
+    """Today's URL parsers end the user part at the first '@' (RFC 3986), so the rest of
+    the password would be taken for the host, tried, and printed in the error."""
+    url = "postgresql://someone:p@ss-9Q@127.0.0.1:1/db"
+    with pytest.raises(SetupError) as caught:
+        servers.start(Settings(backend="url", db_url=url))
+    message = str(caught.value)
+    assert "%40" in message
+    assert "ss-9Q" not in message and "p@ss" not in message
+    assert "cannot connect" not in message
+
+
+def test_the_first_connection_to_a_url_server_has_a_fixed_short_bound():
+    """A server that accepts the connection but never answers: the probe gives up after
+    PROBE_CONNECT_TIMEOUT, not after timeout_scale times the harness's 5 s (50 s at 10)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever answers
+        url = f"postgresql://someone@127.0.0.1:{silent.getsockname()[1]}/db"
+        started = time.monotonic()
+        with pytest.raises(SetupError, match="connect_timeout"):
+            servers.start(Settings(backend="url", db_url=url, timeout_scale=10))
+        took = time.monotonic() - started
+    assert servers.PROBE_CONNECT_TIMEOUT - 0.5 <= took < servers.PROBE_CONNECT_TIMEOUT + 3
+
+
+def test_the_harness_options_follow_the_users_and_keep_them():
+    endpoint = servers.Endpoint(
+        "db", 5432, "me", None, "ledger", (("options", "-c work_mem=8MB"), ("sslmode", "require"))
+    )
+    assert endpoint.connect_args({"options": "-c search_path=fs_1"}) == {
+        "options": "-c work_mem=8MB -c search_path=fs_1"
+    }
+    assert endpoint.connect_args({"connect_timeout": 5}) == {"connect_timeout": 5}
+    assert dict(endpoint.url().query) == {"options": "-c work_mem=8MB", "sslmode": "require"}
+
+
+@pytest.mark.server
+def test_the_users_options_reach_the_server_beside_the_harness_s(server):
+    url = server.endpoint.url().render_as_string(hide_password=False)
+    found = servers.start(
+        Settings(backend="url", db_url=f"{url}?options=-c%20failspec.probe%3Dkept")
+    )
+    engine = found.engine(connect_args={"options": "-c lock_timeout=1234"})
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW failspec.probe")).scalar_one() == "kept"
+            assert conn.execute(sa.text("SHOW lock_timeout")).scalar_one() == "1234ms"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.server
+def test_a_role_that_may_not_set_deadlock_timeout_is_told_the_grant_it_needs(server):
+    admin = server.engine(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text("DROP ROLE IF EXISTS creator"))
+        conn.execute(sa.text("CREATE ROLE creator LOGIN PASSWORD 'creator-pw'"))
+        conn.execute(sa.text("GRANT CREATE ON DATABASE failspec TO creator"))
+    try:
+        url = server.endpoint.url(user="creator", password="creator-pw")
+        settings = Settings(backend="url", db_url=url.render_as_string(False))
+        with pytest.raises(
+            SetupError, match="GRANT SET ON PARAMETER deadlock_timeout TO creator"
+        ) as caught:
+            servers.start(settings)
+        assert "creator-pw" not in str(caught.value)
+        with admin.connect() as conn:
+            conn.execute(sa.text("GRANT SET ON PARAMETER deadlock_timeout TO creator"))
+        found = servers.start(settings)  # the grant is enough, also at connection start
+        engine = found.engine(connect_args={"options": "-c deadlock_timeout=321ms"})
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SHOW deadlock_timeout")).scalar_one() == "321ms"
+        engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text("REVOKE ALL ON DATABASE failspec FROM creator"))
+            conn.execute(sa.text("REVOKE SET ON PARAMETER deadlock_timeout FROM creator"))
+            conn.execute(sa.text("DROP ROLE creator"))
+        admin.dispose()

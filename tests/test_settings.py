@@ -1,5 +1,13 @@
+import hashlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
+from failspec.harness import settings as settings_module
 from failspec.harness.errors import SetupError
 from failspec.harness.settings import Settings
 
@@ -48,3 +56,94 @@ def test_timeouts_scale_with_the_multiplier():
 def test_a_misspelt_setting_is_refused_rather_than_ignored():
     with pytest.raises(SetupError, match="unknown setting 'backnd'"):
         Settings.from_sources({"backnd": "docker"}, {})
+
+
+@pytest.mark.parametrize("scale", ["0.1", "0.99", "10.5", "100"])
+def test_a_timeout_scale_outside_1_to_10_is_refused_with_its_range(scale):
+    with pytest.raises(SetupError, match=r"timeout_scale=.* is out of range \(1.0 to 10.0\)"):
+        Settings.from_sources({"timeout_scale": scale}, {})
+
+
+@pytest.mark.parametrize("scale", ["1", "2.5", "10"])
+def test_a_timeout_scale_from_1_to_10_is_taken(scale):
+    assert Settings.from_sources({"timeout_scale": scale}, {}).timeout_scale == float(scale)
+
+
+def test_a_password_with_an_unencoded_at_sign_is_refused_naming_the_fix_and_never_shown():
+    with pytest.raises(SetupError) as caught:
+        Settings.from_sources(
+            {"backend": "url"}, {"DATABASE_URL": "postgresql://me:p@ss-9Q@127.0.0.1:5432/db"}
+        )
+    message = str(caught.value)
+    assert "%40" in message and "\n" not in message
+    for part in ("p@ss", "ss-9Q", "127.0.0.1", "me:"):
+        assert part not in message
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sslmod=require", "'sslmod', which is not a libpq connection parameter"),
+        ("application_name=mine", "may not set application_name"),
+        ("connect_timeout=30", "may not set connect_timeout: .* timeout_scale"),
+        ("host=/var/run/postgresql", "may not set host"),
+        ("password=hunter2-in-query", "may not set password: .*pgpass"),
+        ("sslmode=require&sslmode=disable", "sets sslmode 2 times"),
+    ],
+)
+def test_a_url_parameter_the_suite_cannot_pass_on_is_refused_in_one_line(query, expected):
+    url = f"postgresql://me:s3cret-pw@db.example:5432/ledger?{query}"
+    with pytest.raises(SetupError, match=expected) as caught:
+        Settings.from_sources({"backend": "url", "db_url": url}, {})
+    message = str(caught.value)
+    assert "\n" not in message and "s3cret-pw" not in message and "hunter2" not in message
+
+
+def test_libpq_parameters_in_the_url_are_taken():
+    url = (
+        "postgresql://me@db.example/ledger?sslmode=verify-full&sslrootcert=/etc/ca.crt"
+        "&options=-c%20work_mem%3D8MB&target_session_attrs=read-write&keepalives_idle=30"
+    )
+    assert Settings.from_sources({"backend": "url", "db_url": url}, {}).db_url == url
+
+
+def test_a_database_url_is_checked_only_for_the_url_backend():
+    broken = {"DATABASE_URL": "postgresql://me:p@ss@host/db"}
+    assert Settings.from_sources({"backend": "embedded"}, broken).backend == "embedded"
+
+
+def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
+    assert settings_module.main(["-D", "backend=embedded", "--tags", "not @slow", "features"]) == 0
+    assert settings_module.main(["-Dbacknd=url", "features"]) == 2
+    assert capsys.readouterr().err == (
+        "failspec: cannot run: unknown setting 'backnd': known are backend, db_url, pg_bin, "
+        "pg_image, pg_port, timeout_scale\n"
+    )
+
+
+def test_run_tests_reports_a_misspelt_setting_before_its_gates():
+    root = Path(__file__).resolve().parent.parent
+    stamp = hashlib.sha256(
+        b"".join((root / f).read_bytes() for f in ("requirements.txt", "requirements-dev.txt",
+                                                   "pyproject.toml"))
+    ).hexdigest()  # fmt: skip
+    venv_stamp = root / ".venv" / ".failspec-stamp"
+    if not venv_stamp.exists() or venv_stamp.read_text().strip() != stamp:
+        pytest.skip("the .venv is older than the requirements: run-tests would rebuild it first")
+    started = time.monotonic()
+    # Its own session, so that if the check were gone the gates it would start are
+    # stopped with it (the pytest gate would run this test again).
+    run = subprocess.Popen(
+        [str(root / "run-tests"), "-D", "backnd=url"], cwd=root, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = run.communicate(timeout=30)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.communicate()
+    assert run.returncode == 2, out + err
+    assert "failspec: cannot run: unknown setting 'backnd'" in err
+    assert "== ruff" not in out
+    assert time.monotonic() - started < 10

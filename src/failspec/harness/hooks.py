@@ -307,7 +307,7 @@ def after_all(context: Any) -> None:
         if run is not None and run.scenarios == 0:
             raise AssertionError(
                 "no scenario ran: check the paths and the tag expression "
-                "(behave 1.3 writes 'not @slow', not '~@slow')"
+                "given to behave: together they selected none"
             )
     finally:
         if server is not None:

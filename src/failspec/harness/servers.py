@@ -10,17 +10,23 @@ from __future__ import annotations
 import atexit
 import contextlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 
 from failspec.conditions import condition_of, first_line
 from failspec.harness import embedded, waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.settings import Settings
+from failspec.harness.settings import Settings, parse_db_url
 
 DIALECT = "postgresql+psycopg2"
+#: The connect timeout (s) of the first connection to a server, whatever timeout_scale
+#: says: a server that cannot be reached ends the run within seconds (libpq's minimum
+#: connect_timeout is 2 s).
+PROBE_CONNECT_TIMEOUT = 5
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,9 @@ class Endpoint:
     user: str
     password: str | None
     database: str
+    #: libpq connection parameters the user's URL gives (sslmode, sslrootcert, options,
+    #: target_session_attrs…), as (name, value): every connection to the server gets them.
+    params: tuple[tuple[str, str], ...] = ()
 
     def url(
         self,
@@ -49,7 +58,28 @@ class Endpoint:
             host=host or self.host,
             port=port or self.port,
             database=database or self.database,
+            query=dict(self.params),
         )
+
+    def connect_args(self, harness: Mapping[str, Any]) -> dict[str, Any]:
+        """The psycopg2 connection arguments for a connection the harness opens with
+        ``harness`` arguments, keeping the user's parameters (which the URL carries).
+
+        SQLAlchemy's psycopg2 dialect passes a URL's query parameters to ``connect`` and
+        lets ``connect_args`` replace them key by key, so the harness's ``options`` (its
+        ``-c search_path=…``, a scenario's server settings) would drop the user's. libpq's
+        ``options`` is one string of command-line options: the user's come first and the
+        harness's after, and of two ``-c`` for one setting the later is in force, so a
+        scenario's own settings hold on its connections while the user's others do too.
+        Other keys the harness passes are ones the URL may not set (``application_name``,
+        ``connect_timeout``: see ``settings.REFUSED_PARAMETERS``) or values a scenario
+        states for its own connections (``tcp_user_timeout``), which it uses.
+        """
+        args = dict(harness)
+        user_options = dict(self.params).get("options")
+        if user_options and args.get("options"):
+            args["options"] = f"{user_options} {args['options']}"
+        return args
 
     @property
     def address(self) -> str:
@@ -84,7 +114,11 @@ class Server:
         connect_args = {"connect_timeout": max(2, round(self.connect_timeout))}
         connect_args.update(kwargs.pop("connect_args", {}))  # type: ignore[arg-type]
         return self.follow(
-            sa.create_engine(self.endpoint.url(), connect_args=connect_args, **kwargs)
+            sa.create_engine(
+                self.endpoint.url(),
+                connect_args=self.endpoint.connect_args(connect_args),
+                **kwargs,
+            )
         )
 
     def follow(self, engine: Engine) -> Engine:
@@ -139,14 +173,22 @@ class Server:
     # --------------------------------------------------------------------------------
 
     def check(self) -> None:
-        """Connect once, read the version, and check the role may create schemas."""
-        engine = self.engine(poolclass=sa.pool.NullPool)
+        """Connect once (within ``PROBE_CONNECT_TIMEOUT``), read the version, and check
+        the role has the privileges the scenarios need: CREATE on the database (each
+        scenario gets a schema) and setting ``deadlock_timeout``, which the deadlock
+        scenarios set and PostgreSQL lets only superusers set unless granted (docs:
+        "Lock Management", ``GRANT SET ON PARAMETER`` since PostgreSQL 15).
+        Raises :class:`SetupError` naming the GRANT that is missing."""
+        engine = self.engine(
+            poolclass=sa.pool.NullPool, connect_args={"connect_timeout": PROBE_CONNECT_TIMEOUT}
+        )
         try:
             with engine.connect() as conn:
                 self.version = conn.execute(sa.text("SHOW server_version")).scalar_one()
                 may_create = conn.execute(
                     sa.text("SELECT has_database_privilege(current_database(), 'CREATE')")
                 ).scalar_one()
+                may_set = _may_set(conn, "deadlock_timeout", "1s")
         except sa.exc.DBAPIError as error:
             name = condition_of(error) or "error"
             raise SetupError(
@@ -161,6 +203,13 @@ class Server:
                 f"{self.endpoint.database!r}: GRANT CREATE ON DATABASE "
                 f"{self.endpoint.database} TO {self.endpoint.user}, or use another role"
             )
+        if not may_set:
+            raise SetupError(
+                f"role {self.endpoint.user!r} may not set deadlock_timeout (a superuser-only "
+                "parameter), which the deadlock scenarios set: GRANT SET ON PARAMETER "
+                f"deadlock_timeout TO {self.endpoint.user} (PostgreSQL 15 and later), or use "
+                "a superuser"
+            )
 
     def demands_password(self) -> bool:
         """Whether the server refuses a wrong password (a 'trust' server accepts anything)."""
@@ -169,7 +218,9 @@ class Server:
                 sa.create_engine(
                     self.endpoint.url(password=secrets.token_hex(8)),
                     poolclass=sa.pool.NullPool,
-                    connect_args={"connect_timeout": max(2, round(self.connect_timeout))},
+                    connect_args=self.endpoint.connect_args(
+                        {"connect_timeout": max(2, round(self.connect_timeout))}
+                    ),
                 )
             )
             try:
@@ -394,26 +445,28 @@ class UrlServer(Server):
     backend = "url"
 
     def __init__(self, settings: Settings) -> None:
-        try:
-            url = make_url(settings.db_url or "")
-        except Exception:
-            raise SetupError(
-                "db_url is not a database URL: use postgresql://user:password@host:port/database"
-            ) from None
-        if not url.drivername.startswith("postgresql") or not url.host:
-            raise SetupError(
-                f"db_url must name a PostgreSQL server with a host ({_masked(url)}): use "
-                "postgresql://user:password@host:port/database"
-            )
+        url = parse_db_url(settings.db_url or "")
+        assert url.host is not None  # parse_db_url refuses a URL without one
+        params = tuple(sorted((key, str(value)) for key, value in url.query.items()))
         super().__init__(
             Endpoint(url.host, url.port or 5432, url.username or "postgres", url.password,
-                     url.database or "postgres"),
+                     url.database or "postgres", params),
             settings.seconds(5),
         )  # fmt: skip
 
 
-def _masked(url: URL) -> str:
-    return url.render_as_string(hide_password=True)
+def _may_set(conn: sa.Connection, parameter: str, value: str) -> bool:
+    """Whether the connection's role may SET ``parameter`` (tried in a transaction that is
+    rolled back, so nothing changes; a refusal is ``insufficient_privilege``)."""
+    try:
+        conn.execute(sa.text("SELECT set_config(:p, :v, true)"), {"p": parameter, "v": value})
+    except sa.exc.DBAPIError as error:
+        if condition_of(error) == "insufficient_privilege":
+            return False
+        raise
+    finally:
+        conn.rollback()
+    return True
 
 
 def _short(error: BaseException) -> str:

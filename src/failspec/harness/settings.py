@@ -1,13 +1,27 @@
-"""Run settings: behave userdata (``-D name=value``) with environment-variable twins."""
+"""Run settings: behave userdata (``-D name=value``) with environment-variable twins.
+
+Every setting is checked here, before anything starts: ``python -m
+failspec.harness.settings [behave options]`` checks the ``-D`` options and environment
+twins the run would get, so ``./run-tests`` stops on a misspelt setting before its gates.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+
+from sqlalchemy.engine import URL, make_url
 
 from failspec.harness.errors import SetupError
 
 BACKENDS = ("auto", "docker", "embedded", "url")
+#: The range of ``timeout_scale``. Below 1 the suite's own bounds (a session's 1.5 s to
+#: finish or block, the leak guard's 1 s grace) undercut what the scenarios themselves
+#: wait for, and scenarios fail for a reason their titles do not give. Above 10 a run with
+#: a fault nothing else bounds would take minutes to fail, not seconds.
+TIMEOUT_SCALES = (1.0, 10.0)
 DEFAULT_IMAGE = "postgres:18"
 
 # userdata key -> environment variable
@@ -59,14 +73,16 @@ class Settings:
         values["backend"] = backend
         if backend == "url" and not values.get("db_url"):
             raise SetupError(
-                "backend=url needs a server address: -D db_url=postgresql://user@host:port/db "
-                "or DATABASE_URL"
+                "backend=url needs a server address: DATABASE_URL=postgresql://user@host:port/db "
+                "(or -D db_url=...; a password goes in ~/.pgpass)"
             )
+        if backend == "url":
+            parse_db_url(str(values["db_url"]))
         if "pg_port" in values:
             values["pg_port"] = _number(values["pg_port"], "pg_port", int, 1, 65535)
         if "timeout_scale" in values:
             scale = values["timeout_scale"]
-            values["timeout_scale"] = _number(scale, "timeout_scale", float, 0.1, 100)
+            values["timeout_scale"] = _number(scale, "timeout_scale", float, *TIMEOUT_SCALES)
         return cls(**values)  # type: ignore[arg-type]
 
     def seconds(self, base: float) -> float:
@@ -82,3 +98,100 @@ def _number(value: object, name: str, kind: type, low: float, high: float) -> fl
     if not low <= number <= high:
         raise SetupError(f"{name}={value!r} is out of range ({low} to {high})")
     return number
+
+
+#: The form a db_url takes, in every message about one.
+URL_FORM = "postgresql://user:password@host:port/database"
+
+#: libpq parameters a db_url may not carry, and why (each refusal names the fix).
+#: The suite must know where the server is (its address goes into every connection, and
+#: through the fault proxy), names each connection for its scenario (application_name:
+#: the leak guard finds a scenario's connections by it), and sets each connection's
+#: connect_timeout itself (scenarios state their own; the harness's are scaled).
+REFUSED_PARAMETERS = {
+    "host": "write the host in the URL itself: " + URL_FORM,
+    "hostaddr": "write the address as the URL's host: " + URL_FORM,
+    "port": "write the port in the URL itself: " + URL_FORM,
+    "dbname": "write the database as the URL's path: " + URL_FORM,
+    "user": "write the user in the URL itself: " + URL_FORM,
+    "password": "leave the password out of the URL's query: put it in ~/.pgpass (or "
+    "PGPASSWORD), or percent-encoded in DATABASE_URL",
+    "service": "the suite must know the server's address: write host, port and database "
+    "in the URL itself",
+    "application_name": "the suite names every connection for its scenario (its leak guard "
+    "finds them by that name): leave application_name out",
+    "connect_timeout": "the suite sets every connection's connect timeout itself (scenarios "
+    "state theirs): leave it out, and raise -D timeout_scale on a slow network",
+}
+
+
+def parse_db_url(text: str) -> URL:
+    """The database URL of ``backend=url``, checked: a PostgreSQL URL with one host, and
+    query parameters that are libpq connection parameters (each given once), which the
+    suite passes to every connection it opens (libpq docs, "Parameter Key Words").
+
+    Raises :class:`SetupError` with one line naming the fix. No message repeats the URL
+    or any part of it that could be a password: a password with an unencoded ``@`` (or
+    ``:`` ``/`` ``?`` ``#``) splits the URL in the wrong place, so what a parser takes for
+    the host may be the end of the password (RFC 3986: userinfo ends at the first ``@``).
+    """
+    encode = "percent-encode @ : / ? # % in the user name and password (%40 for @)"
+    try:
+        url = make_url(text)
+    except Exception:
+        raise SetupError(f"db_url is not a database URL: use {URL_FORM} ({encode})") from None
+    if url.host and "@" in url.host:
+        raise SetupError(
+            "db_url has an '@' after its user and password: write an '@' in the password as "
+            "%40, e.g. postgresql://user:p%40ss@host/db (or keep the password in ~/.pgpass)"
+        )
+    if not url.drivername.startswith("postgresql") or not url.host:
+        raise SetupError(
+            f"db_url must name a PostgreSQL server by its host: use {URL_FORM} ({encode})"
+        )
+    for key, value in url.query.items():
+        if key in REFUSED_PARAMETERS:
+            raise SetupError(f"db_url may not set {key}: {REFUSED_PARAMETERS[key]}")
+        if not isinstance(value, str):
+            raise SetupError(f"db_url sets {key} {len(value)} times: give it once")
+        if not _is_libpq_parameter(key):
+            raise SetupError(
+                f"db_url sets {key!r}, which is not a libpq connection parameter (see "
+                'libpq\'s "Parameter Key Words"): correct or remove it'
+            )
+    return url
+
+
+def _is_libpq_parameter(key: str) -> bool:
+    """Whether the client's libpq knows ``key`` (asked through its own conninfo parser)."""
+    from psycopg2.extensions import parse_dsn
+
+    if not re.fullmatch(r"[a-z_]+", key):
+        return False
+    try:
+        parse_dsn(f"{key}=x")
+    except Exception:  # libpq: invalid connection option
+        return False
+    return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Check the settings a behave run with these arguments would get: its userdata (``-D``
+    options and the project's configuration, read by behave's own parser) and the
+    environment twins. Print one line and return 2 if one is wrong, else return 0.
+    behave's parser exits (status 2, with its usage) on an option it does not know."""
+    import os
+
+    from behave.configuration import Configuration
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        Settings.from_sources(Configuration(args).userdata, os.environ)
+    except SetupError as error:
+        print(f"failspec: cannot run: {error}", file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -253,8 +253,10 @@ class Workspace:
         ``label`` names it in the leak guard's findings."""
         connect_args = self.connect_args()
         connect_args.update(kwargs.pop("connect_args", {}))
-        engine = sa.create_engine(url or self.url(), connect_args=connect_args, **kwargs)
         endpoint = self.run.server.endpoint
+        # The user's connection parameters (sslmode, options…) hold here too.
+        connect_args = endpoint.connect_args(connect_args)
+        engine = sa.create_engine(url or self.url(), connect_args=connect_args, **kwargs)
         if url is None or (url.host, url.port) == (endpoint.host, endpoint.port):
             self.run.server.follow(engine)  # an engine for the server follows it on restart
         self._count(engine)
