@@ -72,6 +72,7 @@ _MESSAGE_CONDITIONS: Sequence[tuple[re.Pattern[str], str]] = [
         (r"(receive|send) data (from|to) server: Connection timed out", "network_timeout"),
         (r"connection already closed", "connection_lost"),
         (r"SSL SYSCALL error: EOF detected", "connection_lost"),
+        (r"SSL connection has been closed unexpectedly", "connection_lost"),
     )
 ]
 
