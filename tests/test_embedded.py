@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import psycopg2
 import pytest
 
@@ -131,11 +134,110 @@ def test_a_server_left_by_a_killed_run_is_stopped_by_the_next_start():
     run.wait()
     run.stdin.close()
     run.stdout.close()
-    assert embedded.pid_alive(postmaster), "the orphan should still be running"
 
-    assert postmaster in embedded.reap_stale_servers()
-    waiting.until(lambda: embedded._gone(postmaster), timeout=10, what="orphan exit")
-    assert not base.exists()
+    stopped_by_the_next_start([postmaster], base)
+
+
+def stopped_by_the_next_start(server: list[int], base: Path) -> None:
+    """Start as the next run does, then see the orphan's processes end and its directory
+    go. Runs on this machine start at any time, and any of them may be the one that stops
+    it: hence a bounded wait for the outcome, not a look at what this start stopped."""
+    embedded.reap_stale_servers()
+    waiting.until(
+        lambda: all(map(ended, server)) and not base.exists(), timeout=15,
+        what="the orphaned server stopped and its directory removed",
+    )  # fmt: skip
+
+
+PAUSED_STARTER = STARTER.replace("pg.start()", "pg.start()\npg.pause()")
+
+
+def sysv_segments() -> dict[str, int]:
+    """System V shared-memory segments on this machine: id -> pid of the creator."""
+    rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return {row.split()[1]: int(row.split()[4]) for row in rows}
+
+
+def posix_segments(pid: int) -> set[Path]:
+    """The POSIX shared-memory files (PostgreSQL's dynamic shared memory) ``pid`` maps."""
+    maps = Path(f"/proc/{pid}/maps").read_text().splitlines()
+    return {Path(line.split()[-1]) for line in maps if "/dev/shm/PostgreSQL." in line}
+
+
+def ended(pid: int) -> bool:
+    """Whether process ``pid`` is gone or a zombie (read here, not with the code under test)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def status(pid: int) -> str:
+    try:
+        return psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return "gone"
+
+
+@pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="reads Linux's /proc")
+def test_a_paused_server_left_by_a_killed_run_is_stopped_with_all_its_processes_and_memory():
+    run = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_STARTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    pid_text, base_text = run.stdout.readline().split()
+    postmaster, base = int(pid_text), Path(base_text)
+    server = [postmaster, *embedded._children(postmaster)]
+    segments = {i for i, creator in sysv_segments().items() if creator == postmaster}
+    files = posix_segments(postmaster)
+    try:
+        assert len(server) > 1 and segments and files, "a server has children and memory"
+        # SIGSTOP takes effect a moment after it is sent.
+        waiting.until(lambda: status(postmaster) == "stopped", timeout=5, what="a paused server")
+        assert "stopped" in map(status, server[1:]), "its other processes paused too"
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+
+        stopped_by_the_next_start(server, base)
+
+        assert segments & set(sysv_segments()) == set()
+        assert [f for f in files if f.exists()] == []
+    finally:  # on a failure, leave nothing either: what an immediate shutdown would do
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in server:
+            if not ended(pid):
+                os.kill(pid, signal.SIGCONT)
+        if not ended(postmaster):
+            os.kill(postmaster, signal.SIGQUIT)
+        waiting.until(lambda: all(map(ended, server)), timeout=10, what="the server's exit")
+        for segment in segments & set(sysv_segments()):
+            subprocess.run(["ipcrm", "-m", segment], check=False)
+        for file in files:
+            file.unlink(missing_ok=True)
+        shutil.rmtree(base, ignore_errors=True)
+        run.stdin.close()
+        run.stdout.close()
+
+
+def test_a_server_whose_killed_owner_is_a_zombie_is_stopped_by_the_next_start():
+    run = subprocess.Popen(
+        [sys.executable, "-c", STARTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        pid_text, base_text = run.stdout.readline().split()
+        postmaster, base = int(pid_text), Path(base_text)
+        run.send_signal(signal.SIGKILL)
+        # Not waited for: its parent (this process) has not reaped it, so it is a zombie.
+        waiting.until(lambda: embedded._is_zombie(run.pid), timeout=10, what="a zombie owner")
+
+        stopped_by_the_next_start([postmaster], base)
+    finally:
+        run.kill()
+        run.wait()
+        run.stdin.close()
+        run.stdout.close()
 
 
 def test_a_live_run_server_is_not_reaped():
@@ -192,3 +294,58 @@ def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
     finally:
         first.stop()
         second.stop()
+
+
+TEMPLATE_BUILDER = """
+import sys
+from pathlib import Path
+from failspec.harness import embedded
+embedded.cluster_template(Path(sys.argv[1]), embedded.server_user(), 15)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="reads Linux's /proc")
+def test_a_ctrl_c_during_the_first_template_build_stops_initdb_and_leaves_nothing():
+    bin_dir = embedded.usable_binaries(embedded.find_binaries(None), embedded.server_user())
+    # A temp dir of its own makes this build the first (the server user must reach it).
+    temp = Path(tempfile.mkdtemp(prefix="failspec-test-template-"))
+    temp.chmod(0o755)
+    seen: dict[int, psutil.Process] = {}
+    try:
+        build = subprocess.Popen(
+            [sys.executable, "-c", TEMPLATE_BUILDER, str(bin_dir)],
+            env={**os.environ, "TMPDIR": str(temp)}, start_new_session=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        harness = psutil.Process(build.pid)
+
+        def initdb_running_a_step() -> int | None:
+            """initdb's pid once it runs a server process (a step of the build)."""
+            for process in harness.children(recursive=True):
+                seen.setdefault(process.pid, process)
+            for process in seen.values():
+                try:
+                    if process.name() == "initdb" and process.children():
+                        return process.pid
+                except psutil.NoSuchProcess:
+                    continue
+            return None
+
+        initdb = waiting.until(initdb_running_a_step, timeout=60, what="initdb at work")
+        initdb_session = os.getsid(initdb)
+        os.killpg(build.pid, signal.SIGINT)  # a terminal's Ctrl-C: its foreground group
+        _, err = build.communicate(timeout=60)
+
+        assert "KeyboardInterrupt" in err
+        assert initdb_session != build.pid, "initdb ran in the harness's session"
+        assert [pid for pid in seen if not ended(pid)] == [], "a process outlived the harness"
+        assert [i for i, creator in sysv_segments().items() if creator in seen] == []
+        assert list(temp.iterdir()) == []
+    finally:
+        for pid in seen:
+            if not ended(pid):
+                os.kill(pid, signal.SIGKILL)
+        for segment, creator in sysv_segments().items():
+            if creator in seen:
+                subprocess.run(["ipcrm", "-m", segment], check=False)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -7,7 +7,8 @@ Debian's ``/usr/lib/postgresql/15/bin``), so the same suite runs on several vers
 PostgreSQL refuses to run as root, so a root harness runs the server as an
 unprivileged system user. Every server directory carries the pid of the process that
 owns it; a server whose owner died without stopping it (SIGKILL) is found and stopped
-by the next start, so orphans never accumulate.
+by the next start, so orphans never accumulate: a paused one too, and one whose owner
+is a zombie (killed, never reaped by its parent).
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from failspec.harness import waiting
 
@@ -172,6 +176,7 @@ class Owner:
         return cls(os.getpid(), _process_start(os.getpid()))
 
     def alive(self) -> bool:
+        """Whether the owner still runs: not gone, not a zombie, not a recycled pid."""
         if not pid_alive(self.pid):
             return False
         # A recycled pid belongs to a different process with a different start time.
@@ -179,13 +184,15 @@ class Owner:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not ended. A zombie (a process that ended
+    and whose parent has not reaped it, e.g. a run killed under a parent that never
+    waits) has ended: it runs no code and holds nothing but its exit status (proc(5))."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # ZombieProcess too, where the OS says so that way
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 def _process_start(pid: int) -> str | None:
@@ -232,10 +239,62 @@ def reap_stale_servers() -> list[int]:
             continue
         pid = postmaster_pid(base / "data")
         if pid is not None and _is_postmaster_of(pid, base / "data"):
-            _stop_pid(pid, signal.SIGQUIT, deadline=10.0)
+            _stop_orphan(pid, deadline=10.0)
             stopped.append(pid)
         shutil.rmtree(base, ignore_errors=True)
     return stopped
+
+
+def _stop_orphan(pid: int, deadline: float) -> None:
+    """Stop an orphaned server, paused or not, and return once every process of it ended.
+
+    A paused (SIGSTOP) server acts on no signal but SIGKILL, and a SIGKILL would end the
+    postmaster alone: its children would stay stopped for ever, with the shared memory
+    they attach. So every process of the server is continued first; then SIGQUIT has
+    the postmaster do an immediate shutdown (pg_ctl stop -m immediate: it has its
+    children quit and removes its shared memory on exit). Each child of the postmaster
+    leads a process group of its own (PostgreSQL's InitPostmasterChild calls setsid()),
+    so each group is signalled, as the postmaster's own signal_child does; past the
+    deadline every group still there is SIGKILLed.
+    """
+    try:
+        postmaster = psutil.Process(pid)
+        server = [postmaster, *postmaster.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in server:
+        _signal_group(process, signal.SIGCONT)
+    _signal_group(postmaster, signal.SIGQUIT)
+    try:
+        waiting.until(
+            lambda: all(map(_ended, server)), timeout=deadline, what=f"exit of server {pid}"
+        )
+    except waiting.WaitTimeout:
+        for process in server:
+            _signal_group(process, signal.SIGKILL)
+        with contextlib.suppress(waiting.WaitTimeout):  # one stuck in the kernel: go on
+            waiting.until(lambda: all(map(_ended, server)), timeout=deadline, what="kill")
+
+
+def _signal_group(process: psutil.Process, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``process`` leads, or to it alone if it leads
+    none; nothing if it has ended (psutil checks its pid was not reused meanwhile)."""
+    try:
+        if not process.is_running():
+            return
+        if os.name != "nt" and os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+    except (psutil.NoSuchProcess, ProcessLookupError):
+        pass
+
+
+def _ended(process: psutil.Process) -> bool:
+    try:
+        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def postmaster_pid(data: Path) -> int | None:
@@ -265,31 +324,49 @@ def _stop_pid(pid: int, sig: signal.Signals, deadline: float) -> None:
 
 
 def _gone(pid: int) -> bool:
-    return not pid_alive(pid) or _is_zombie(pid)
+    return not pid_alive(pid)
 
 
 def _is_zombie(pid: int) -> bool:
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.ZombieProcess:
+        return True
+    except psutil.NoSuchProcess:
         return False
 
 
 def _children(pid: int) -> list[int]:
     """The processes whose parent is ``pid`` (PostgreSQL's backends and workers)."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        found = []
-        for stat in proc.glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # the process ended while we looked
-            if int(fields[1]) == pid:
-                found.append(int(stat.parent.name))
-        return found
-    done = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True)
-    return [int(word) for word in done.stdout.split()]
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _end_cleanly(process: subprocess.Popen[str], deadline: float) -> None:
+    """Stop ``process`` (initdb) as an interrupt at its own terminal would, and wait.
+
+    On SIGTERM initdb finishes the step under way (its server process ends normally,
+    removing its shared memory), then exits, removing the data directory it made
+    (initdb.c: trapsig, check_ok, cleanup_directories_atexit). Past ``deadline`` seconds
+    its process group is SIGKILLed. A further interrupt meanwhile changes nothing: initdb
+    is already stopping, and leaving it running would leave what this is here to remove.
+    """
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            process.communicate(timeout=max(0.0, end - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            return
+        except KeyboardInterrupt:
+            continue
 
 
 def free_port() -> int:
@@ -425,13 +502,26 @@ class EmbeddedPostgres:
             conn.close()
 
     def _run(self, program: str, *args: str) -> None:
-        done = subprocess.run(
+        """Run one of the server's programs (initdb) to its end, in a session of its own.
+
+        A Ctrl-C at a terminal goes to the whole foreground process group: initdb there
+        gets it too, and so does the server process it runs each step in, which may then
+        end without removing its shared memory. In a session of its own only the harness
+        gets it; an interrupted harness then has initdb stop cleanly (see _end_cleanly).
+        Raises SetupError naming initdb's last line if it fails.
+        """
+        process = subprocess.Popen(
             [str(self.bin_dir / f"{program}{EXE}"), *args],
-            capture_output=True, text=True, timeout=120, cwd=str(self.base),
-            **self._as_user(),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=str(self.base), start_new_session=True, **self._as_user(),
         )  # fmt: skip
-        if done.returncode != 0:
-            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except BaseException:  # an interrupt, or the timeout
+            _end_cleanly(process, deadline=10.0)
+            raise
+        if process.returncode != 0:
+            last = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
             raise SetupError(f"{program} failed ({self.bin_dir}): {last[0]}")
 
     def _as_user(self) -> dict[str, object]:

@@ -8,8 +8,6 @@
 from __future__ import annotations
 
 import os
-import re
-import shlex
 import shutil
 import socket
 import subprocess
@@ -18,8 +16,8 @@ import threading
 from sqlalchemy.engine import URL
 
 from failspec.harness import waiting
-from failspec.harness.embedded import pid_alive
 from failspec.harness.faults import HEAL_AFTER
+from failspec.harness.packet_filter import COMMENT, iptables, reap_stale_rules
 from failspec.harness.proxy import FaultProxy
 from failspec.harness.servers import Server
 
@@ -56,7 +54,7 @@ class PacketLoss:
     the statement timeout could notice; with packets dropped, the client's TCP user
     timeout (``tcp_user_timeout``) notices too. It needs root and iptables; the rule is
     confined to one port on ``lo`` and names this process, so one a killed run left behind
-    is removed by the next run.
+    is removed by the next run (``packet_filter``).
     """
 
     def __init__(self, port: int) -> None:
@@ -66,7 +64,7 @@ class PacketLoss:
         self._lock = threading.Lock()  # the healer thread and the scenario may both stop it
         self._rule = [
             "INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port),
-            "-m", "comment", "--comment", f"{_COMMENT}{os.getpid()}", "-j", "DROP",
+            "-m", "comment", "--comment", f"{COMMENT}{os.getpid()}", "-j", "DROP",
         ]  # fmt: skip
 
     @staticmethod
@@ -76,14 +74,14 @@ class PacketLoss:
             return "dropping packets needs root (iptables)"
         if shutil.which("iptables") is None:
             return "dropping packets needs iptables, which is not installed"
-        if _iptables("-S", "INPUT").returncode != 0:
+        if iptables("-S", "INPUT").returncode != 0:
             return "iptables does not work here"
         return None
 
     def start(self) -> None:
         with self._lock:
-            _reap_stale_rules()
-            self._check(_iptables("-I", *self._rule))
+            reap_stale_rules()
+            self._check(iptables("-I", *self._rule))
             self.active = True
             # A request that nothing else bounds then completes late, and its scenario
             # fails instead of hanging the run.
@@ -94,28 +92,13 @@ class PacketLoss:
             if self._healer is not None:
                 self._healer.cancel()
             if self.active:
-                self._check(_iptables("-D", *self._rule))
+                self._check(iptables("-D", *self._rule))
                 self.active = False  # only once the rule is gone: a failed delete is retried
 
     @staticmethod
     def _check(done: subprocess.CompletedProcess[str]) -> None:
         if done.returncode != 0:
             raise RuntimeError(f"iptables failed: {done.stderr.strip()}")
-
-
-_COMMENT = "failspec-packet-loss:"
-
-
-def _iptables(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
-
-
-def _reap_stale_rules() -> None:
-    """Remove packet-loss rules whose process has gone (a run that was killed)."""
-    for line in _iptables("-S", "INPUT").stdout.splitlines():
-        match = re.search(rf'--comment "?{_COMMENT}(\d+)', line)
-        if match and not pid_alive(int(match.group(1))):
-            _iptables("-D", *shlex.split(line)[1:])
 
 
 class Network:

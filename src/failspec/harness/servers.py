@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from failspec.conditions import condition_of, first_line
-from failspec.harness import embedded, waiting
+from failspec.harness import embedded, packet_filter, waiting
 from failspec.harness.errors import SetupError
 from failspec.harness.settings import Settings, parse_db_url
 
@@ -444,6 +444,11 @@ class DockerServer(Server):
 class UrlServer(Server):
     backend = "url"
 
+    def banner(self) -> str:
+        from failspec.harness.workspace import dead_runs_notice  # it builds on servers
+
+        return super().banner() + dead_runs_notice(self)
+
     def __init__(self, settings: Settings) -> None:
         url = parse_db_url(settings.db_url or "")
         assert url.host is not None  # parse_db_url refuses a URL without one
@@ -504,7 +509,9 @@ def choose_backend(settings: Settings) -> str:
 
 
 def start(settings: Settings) -> Server:
-    """Start (or find) the run's server, check it is usable, and return it."""
+    """Start (or find) the run's server, check it is usable, and return it. Packet-filter
+    rules that runs which died left behind are removed first (whatever the backend)."""
+    packet_filter.reap_stale_rules()
     server = BACKEND_CLASSES[choose_backend(settings)](settings)
     try:
         server.check()

@@ -452,3 +452,54 @@ def _drop_schema(admin: Engine, schema: str) -> None:
         # A leaked lock must not hang cleanup: fail visibly instead.
         conn.execute(sa.text("SET lock_timeout = '5s'"))
         conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
+def schemas_of_dead_runs(server: Server) -> list[str]:
+    """Scenario schemas on ``server`` that runs of this suite no longer connected left there.
+
+    A schema counts when its name has the form a run gives its schemas (``fs_<run id>_<n>``,
+    the id 8 hex digits), the role the suite connects as owns it, and no session on the
+    server carries that run's id (a run names its connections ``failspec:<id>:…`` and
+    ``fs:<id>:…``, and holds its pools' connections open while it runs; a role sees its
+    own sessions in ``pg_stat_activity``). Such a schema was most likely left by a run
+    that was killed, but a name and an owner prove nothing: it is only ever named, never
+    dropped. Raises SQLAlchemy's ``DBAPIError`` when the server cannot be read.
+    """
+    engine = server.engine(poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(
+                conn.execute(
+                    sa.text(
+                        "SELECT n.nspname FROM pg_namespace n "
+                        "WHERE n.nspname ~ :form AND pg_get_userbyid(n.nspowner) = current_user "
+                        "AND NOT EXISTS (SELECT FROM pg_stat_activity a "
+                        "  WHERE split_part(a.application_name, ':', 1) IN ('failspec', 'fs') "
+                        "  AND split_part(a.application_name, ':', 2) "
+                        "      = split_part(n.nspname, '_', 2)) "
+                        "ORDER BY split_part(n.nspname, '_', 2), "
+                        "  split_part(n.nspname, '_', 3)::int"
+                    ),
+                    {"form": f"^{SCHEMA_PREFIX}[0-9a-f]{{8}}_[0-9]+$"},
+                ).scalars()
+            )
+    finally:
+        engine.dispose()
+
+
+def dead_runs_notice(server: Server) -> str:
+    """A line for the run's banner naming :func:`schemas_of_dead_runs` and the statement
+    that drops them; empty when there are none, or when the server cannot be read (the
+    run's own setup then says why)."""
+    try:
+        left = schemas_of_dead_runs(server)
+    except sa.exc.DBAPIError:
+        return ""
+    if not left:
+        return ""
+    names = ", ".join(left)
+    return (
+        f"\nfailspec: {len(left)} schema(s) left by runs of this suite that are no longer "
+        f"connected stay on this server: {names}. The suite drops only its own run's; "
+        f"if no run is using them, drop them with: DROP SCHEMA {names} CASCADE;"
+    )

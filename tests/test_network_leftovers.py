@@ -1,0 +1,88 @@
+"""Packet-filter rules a killed run left behind are removed when the next run starts."""
+
+from __future__ import annotations
+
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from failspec.harness import embedded, packet_filter, servers, waiting
+from failspec.harness.network import PacketLoss
+from failspec.harness.settings import Settings
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.skipif(PacketLoss.unavailable() is not None, reason=str(PacketLoss.unavailable())),
+]
+
+HOLDER = """
+import sys
+from failspec.harness.network import PacketLoss
+PacketLoss(int(sys.argv[1])).start()
+print("dropping", flush=True)
+sys.stdin.read()
+"""
+
+
+def rules_for(port: int) -> list[str]:
+    """The suite's packet-loss rules on ``port``, as ``iptables -S`` prints them."""
+    listed = packet_filter.iptables("-S", "INPUT").stdout.splitlines()
+    return [r for r in listed if packet_filter.COMMENT in r and f"--dport {port} " in r]
+
+
+@pytest.fixture
+def owned_port() -> Iterator[int]:
+    """A loopback port this test holds, so the rules it adds there hit nobody else's."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        try:
+            yield port
+        finally:
+            for rule in rules_for(port):
+                packet_filter.iptables("-D", *shlex.split(rule)[1:])
+
+
+@pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
+def test_a_packet_loss_rule_left_by_a_killed_run_is_removed_when_the_next_run_starts(
+    owned_port, reaped
+):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(owned_port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline() == "dropping\n"
+        # (Checked while its process runs: once it is dead, any run starting on this
+        # machine may remove the rule.)
+        assert len(rules_for(owned_port)) == 1
+        holder.send_signal(signal.SIGKILL)
+        if reaped:
+            holder.wait()
+        else:  # its parent (this process) has not reaped it yet
+            waiting.until(lambda: embedded._is_zombie(holder.pid), timeout=10, what="zombie")
+
+        servers.start(Settings(backend="embedded")).stop()
+
+        assert rules_for(owned_port) == []
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdin.close()
+        holder.stdout.close()
+
+
+def test_the_rule_of_a_run_still_running_stays(owned_port):
+    mine = PacketLoss(owned_port)
+    mine.start()
+    try:
+        packet_filter.reap_stale_rules()
+        assert len(rules_for(owned_port)) == 1
+    finally:
+        mine.stop()
+    assert rules_for(owned_port) == []
