@@ -18,23 +18,34 @@
 * ``context.run_metrics`` / ``context.scenario_metrics`` the run's and the scenario's
                         figures (reports/metrics.json)
 * ``context.evidence``  what failed scenarios left for the report (reports/evidence.json)
+* ``context.stopping``  why the run stops before its last scenario, once it must: SIGINT,
+                        SIGTERM, or the server gone (reports/stopped-early.json)
+* ``context.all_features`` every feature of the run, run or not (for stopped-early.json)
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from behave.model import Feature, Scenario
+from behave.model_type import Status
+from behave.reporter.base import Reporter
+from behave.reporter.junit import JUnitReporter
 from sqlalchemy.engine import Connection
 
 from failspec.conditions import first_line
-from failspec.harness import servers
+from failspec.harness import servers, waiting
 from failspec.harness.application import Application
 from failspec.harness.audit import Auditor
 from failspec.harness.concurrency import Interleaving
@@ -66,13 +77,22 @@ LEAK_GRACE = 1.0
 #: How many of the server log's last lines a failed scenario's evidence looks through.
 LOG_LINES = 400
 #: Reports the harness writes next to behave's (besides the isolation matrix).
-OUR_REPORTS = ("metrics.json", "evidence.json")
+OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY)
 #: How long a concurrent session's action may take to finish, block or pause (s).
 SESSION_DEADLINE = 1.5
+#: How long a server that refuses connections while it starts up or recovers from a crash
+#: (cannot_connect_now) may take to accept them again before the run counts it as stopped (s).
+SERVER_RECOVERY = 10.0
+#: The signals that stop a run; its exit code is then 128 + the signal's number, as a shell's.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: How soon a stop signal whose KeyboardInterrupt a step swallowed is raised again (s).
+RESEND = 0.25
 
 
 def before_all(context: Any) -> None:
-    _stop_on_sigterm()
+    context.stopping = Stopping()
+    _stop_on_signals(context)
+    _report_early_stops(context)
     if not context.config.capture_log:
         context.config.setup_logging()  # otherwise behave's log capture shows it on failure
     try:
@@ -113,10 +133,27 @@ def abort_setup(message: str, junit_directory: str | None = None) -> None:
 
 
 def before_scenario(context: Any, scenario: Any) -> None:
-    started = time.perf_counter()
+    stopping: Stopping = context.stopping
+    stopping.phase = "hook"  # a signal now is noted, and the run stops at the end of the hook
+    stopping.current = str(scenario.location)
     context.scenario_metrics = ScenarioMetrics(
         str(scenario.location), scenario.feature.name, scenario.name
     )
+    if not _stop_if_asked(context):
+        try:
+            _prepare(context, scenario)
+        except sa.exc.DBAPIError as error:
+            gone = _server_stopped(context)
+            if gone is None:
+                raise
+            _stop(context, f"the server stopped: {gone} (preparing this scenario: "
+                           f"{first_line(error)})")  # fmt: skip
+        _stop_if_asked(context)  # a signal during the preparation: the scenario is not run
+    stopping.phase = "steps"
+
+
+def _prepare(context: Any, scenario: Any) -> None:
+    started = time.perf_counter()
     if PASSWORD_AUTH in scenario.effective_tags and not context.server.demands_password():
         scenario.skip(
             f"the {context.server.backend} server accepts any password (trust authentication), "
@@ -169,16 +206,43 @@ def after_scenario(context: Any, scenario: Any) -> None:
     balance (each balance = opening + payments + transfers in - transfers out), and nothing
     of the scenario is left holding the server. Then its metrics and, if it failed, its
     evidence are kept for the reports. Every phase runs, whatever an earlier one raised;
-    what went wrong is reported together at the end."""
+    what went wrong is reported together at the end.
+
+    A scenario that did not run to its end (interrupted, or prepared only half-way) has
+    what the harness made for it closed and nothing checked. A scenario after which the
+    server is gone stops the run (:func:`_server_stopped`)."""
+    stopping: Stopping = context.stopping
+    stopping.phase = "hook"
+    try:
+        _after_scenario(context, scenario, stopping)
+    finally:
+        stopping.phase = "between"
+
+
+def _after_scenario(context: Any, scenario: Any, stopping: Stopping) -> None:
     started = time.perf_counter()
     entry = context.scenario_metrics
     entry.status = scenario.status.name
     entry.skip_reason = getattr(scenario, "skip_reason", None)
     entry.duration_s = round(scenario.duration, 4)
     context.run_metrics.add(entry)
+    if entry.skip_reason:  # on the console too, not only in the report
+        print(f"failspec: skipped {entry.location} ({scenario.name}): {entry.skip_reason}")
     workspace = getattr(context, "workspace", None)
     if workspace is None:
-        return  # skipped before it started
+        return  # skipped or stopped before it started
+    unfinished = stopping.scenario == entry.location
+    if unfinished or scenario.hook_failed or scenario.status == Status.untested:
+        # Interrupted, not run, or prepared half-way: close only what the harness made.
+        if unfinished:
+            entry.status = UNFINISHED
+        problems: list[str] = []
+        _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
+        if unfinished and not context.aborted:  # the interrupt was swallowed in a step
+            _stop_unfinished(context, scenario, KeyboardInterrupt(_not_finished(stopping)))
+        if problems and not unfinished:
+            raise GuardFailed(" / ".join(problems))
+        return
     failed = scenario.status.has_failed()
     transcripts = context.sessions.transcripts()  # before the sessions are closed
     problems: list[str] = []
@@ -216,10 +280,17 @@ def after_scenario(context: Any, scenario: Any) -> None:
         problems, "money-conservation guard", EXPECT_IMBALANCE in tags, imbalances,
         "the books do not balance (money created, lost or moved without a record): ",
     )  # fmt: skip
+    entry.overhead_ms += (time.perf_counter() - started) * 1000
+    gone = _server_stopped(context) if problems else None
+    if gone is not None:  # every guard failed for that: this scenario was not checked
+        entry.status = UNFINISHED
+        stopping.scenario = entry.location
+        _stop(context, f"the server stopped: {gone}")
+        _stop_unfinished(context, scenario, ServerStopped(_not_finished(stopping)))
+        return
     if failed or problems:
         found = {"leaks": leaks, "imbalances": imbalances}
         context.evidence[entry.location] = _evidence(context, workspace, transcripts, found)
-    entry.overhead_ms += (time.perf_counter() - started) * 1000
     if problems:
         entry.status = "hook_error"
         raise GuardFailed(" / ".join(problems))
@@ -286,6 +357,10 @@ def _evidence(
 
 
 def after_all(context: Any) -> None:
+    stopping: Stopping | None = getattr(context, "stopping", None)
+    if stopping is not None:
+        stopping.phase = "teardown"  # a signal now is only noted: the server is stopped first
+        _stop_if_asked(context)  # one that came between the last scenario and here
     run = getattr(context, "run", None)
     server = getattr(context, "server", None)
     try:
@@ -301,10 +376,20 @@ def after_all(context: Any) -> None:
         if evidence:
             path = reports_dir(context) / "evidence.json"
             path.write_text(json.dumps(evidence, indent=2) + "\n")
-        left = run.close() if run is not None else []
+        if stopping is not None and stopping.cause is not None:
+            record = stopping.record(context.all_features.features, context.config)
+            junit.write_stopped_early(reports_dir(context), record)
+            print(f"failspec: {junit.stopped_early_line(record)}", file=sys.stderr, flush=True)
+        gone = stopping is not None and stopping.server_gone
+        try:
+            left = run.close() if run is not None else []
+        except sa.exc.DBAPIError:
+            if not gone:
+                raise
+            left = []  # nothing can be dropped on a server that is gone
         if left:
             raise AssertionError(f"scenario schemas left behind and dropped now: {left}")
-        if run is not None and run.scenarios == 0:
+        if run is not None and run.scenarios == 0 and not context.aborted:
             raise AssertionError(
                 "no scenario ran: check the paths and the tag expression "
                 "given to behave: together they selected none"
@@ -314,10 +399,197 @@ def after_all(context: Any) -> None:
             server.stop()
 
 
-def _stop_on_sigterm() -> None:
-    """SIGTERM takes the same path as Ctrl-C: behave aborts and after_all stops the server."""
+def before_step(context: Any, step: Any) -> None:
+    """A step boundary: an interrupt the last step's driver swallowed stops the scenario
+    here, before this step runs (the scenario is then not finished)."""
+    stopping: Stopping = context.stopping
+    if stopping.cause is not None and stopping.scenario is not None and not context.aborted:
+        _stop_unfinished(context, step, KeyboardInterrupt(_not_finished(stopping)))
+
+
+#: The status the harness gives a scenario that began but did not run to its end.
+UNFINISHED = "not_finished"
+
+
+class ServerStopped(Exception):
+    """The server went away during the run (killed, out of memory, shut down by someone)."""
+
+
+@dataclass
+class Stopping:
+    """Why the run stops before its last scenario, once it must, and where it was.
+
+    ``phase`` says where the run is, for the signal handler: ``setup`` (before_all) and
+    ``steps`` (a scenario's steps) are interrupted at once, by behave's own abort path (a
+    KeyboardInterrupt); in the harness's hooks (``hook``, ``teardown``) and between
+    scenarios (``between``) the signal is only noted, and the run stops at the hook's end,
+    so cleanup is never cut in half.
+    """
+
+    cause: str | None = None  # "interrupted by SIGINT", "the server stopped: …"
+    signal: int | None = None  # the last stop signal received
+    server_gone: bool = False
+    scenario: str | None = None  # location of the scenario that began and did not finish
+    current: str | None = None  # location of the scenario being run
+    phase: str = "setup"
+
+    def interrupt(self, signum: int) -> None:
+        """Note a stop signal (the cause stays the first one the run noted)."""
+        self.signal = signum
+        if self.cause is None:
+            self.cause = f"interrupted by {signal.Signals(signum).name}"
+        if self.phase == "steps" and self.scenario is None:
+            self.scenario = self.current
+
+    def exit_code(self) -> int:
+        """128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports
+        a process the signal ended; 1 for a run the server's end stopped."""
+        return 128 + self.signal if self.signal is not None else 1
+
+    def record(self, features: list[Feature], config: Any) -> dict[str, Any]:
+        """What reports/stopped-early.json holds: the cause, the scenario that did not
+        finish, how many of the selected scenarios finished, and those never run."""
+        selected = [s for s in _scenarios(features) if s.should_run(config)]
+        not_run = [s for s in selected if s.status == Status.untested]
+        finished = [
+            s for s in selected if s.status != Status.untested and str(s.location) != self.scenario
+        ]
+        return {
+            "cause": self.cause,
+            "signal": signal.Signals(self.signal).name if self.signal is not None else None,
+            "exit_code": self.exit_code(),
+            "not_finished": self.scenario,
+            "finished": len(finished),
+            "selected": len(selected),
+            "not_run": [str(s.location) for s in not_run],
+        }
+
+
+def _scenarios(features: list[Feature]) -> Iterator[Scenario]:
+    for feature in features:
+        yield from feature.walk_scenarios()
+
+
+def _stop_on_signals(context: Any) -> None:
+    """SIGINT and SIGTERM stop the run at once where that is safe, else at the next step or
+    hook boundary, whatever the driver does with the KeyboardInterrupt.
+
+    psycopg2 blocked in libpq may take it in its error path and turn it into a connection
+    error, which a retrying data layer then retries: so while a step runs and behave has
+    not aborted, the signal is raised again every ``RESEND`` seconds until a
+    KeyboardInterrupt reaches behave (or the step ends: the next boundary stops the run).
+    """
+    stopping: Stopping = context.stopping
+
+    def swallowed() -> bool:
+        return stopping.phase == "steps" and not context.aborted
+
+    def resend(signum: int) -> None:
+        if swallowed():
+            signal.pthread_kill(threading.main_thread().ident, signum)
 
     def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        stopping.interrupt(signum)
+        if stopping.phase == "setup" or swallowed():
+            if stopping.phase == "steps":
+                waiting.after(RESEND, lambda: resend(signum))
+            raise KeyboardInterrupt(stopping.cause)
 
-    signal.signal(signal.SIGTERM, interrupt)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, interrupt)
+
+
+def _stop_if_asked(context: Any) -> bool:
+    """Whether the run must stop; if so and behave does not know yet, tell it (the
+    scenarios after this one are then not run)."""
+    cause = context.stopping.cause
+    if cause is not None and not context.aborted:
+        context.abort(reason=cause)
+    return cause is not None
+
+
+def _stop(context: Any, cause: str) -> None:
+    """Stop the run for ``cause`` (the server's end); the scenarios after this one are
+    reported as not run."""
+    stopping: Stopping = context.stopping
+    if stopping.cause is None:
+        stopping.cause = cause
+    stopping.server_gone = True
+    _stop_if_asked(context)
+
+
+def _not_finished(stopping: Stopping) -> str:
+    return f"{stopping.cause}: the scenario did not finish"
+
+
+def _stop_unfinished(context: Any, statement: Any, error: BaseException) -> None:
+    """End a scenario (or the step about to run) that began and did not finish, as behave
+    ends one that a hook failed: in error, with ``error`` as its reason in the reports; and
+    stop the run."""
+    statement.store_exception_context(error)
+    statement.error_message = str(error)
+    statement.hook_failed = True
+    _stop_if_asked(context)
+
+
+def _server_stopped(context: Any) -> str | None:
+    """None if the server accepts connections, else how it refuses them: 'it refuses
+    connections (connection_refused) at 127.0.0.1:5432'. A server that is starting up
+    or recovering from a crash (cannot_connect_now: PostgreSQL restarts every server
+    process when one of them is killed) has ``SERVER_RECOVERY`` seconds to accept them."""
+    server = context.server
+
+    def settled() -> str | None:
+        refusal = server.refusal()
+        return None if refusal == "cannot_connect_now" else refusal or "accepted"
+
+    refusal = server.refusal()
+    if refusal == "cannot_connect_now":
+        with contextlib.suppress(waiting.WaitTimeout):
+            refusal = waiting.until(
+                settled, timeout=SERVER_RECOVERY * context.settings.timeout_scale,
+                what="the server's recovery", interval=0.05,
+            )  # fmt: skip
+    if refusal in (None, "accepted"):
+        return None
+    return f"it refuses connections ({refusal}) at {server.endpoint.address}"
+
+
+class _Features(Reporter):
+    """Keeps every feature of the run, run or not (behave reports each to its reporters)."""
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.features: list[Feature] = []
+
+    def feature(self, feature: Feature) -> None:
+        self.features.append(feature)
+
+
+class _ExitStatus(Reporter):
+    """The last reporter: a run that stopped early exits with its own code (130 for
+    SIGINT, 143 for SIGTERM, 1 for a server gone), once every report is written."""
+
+    def __init__(self, config: Any, stopping: Stopping) -> None:
+        super().__init__(config)
+        self.stopping = stopping
+
+    def feature(self, feature: Feature) -> None:
+        pass
+
+    def end(self) -> None:
+        if self.stopping.cause is not None:
+            sys.stdout.flush()
+            raise SystemExit(self.stopping.exit_code())
+
+
+def _report_early_stops(context: Any) -> None:
+    """Behave's JUnit gives scenarios a run never reached a reason (see
+    failspec.report.junit.JUnitReporter), and the exit code says the run stopped early."""
+    stopping: Stopping = context.stopping
+    reporters = context.config.reporters
+    for index, reporter in enumerate(reporters):
+        if type(reporter) is JUnitReporter:
+            reporters[index] = junit.JUnitReporter(context.config, lambda: stopping.cause)
+    context.all_features = _Features(context.config)
+    reporters.extend([context.all_features, _ExitStatus(context.config, stopping)])

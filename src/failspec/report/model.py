@@ -3,6 +3,11 @@
 behave 1.3.3's JSON output has no Rules: each feature is one flat list of scenarios and
 backgrounds. The Rules (and the steps of scenarios that never ran) come from the feature
 files, parsed with behave's own parser and matched to the JSON by location (file:line).
+
+A run that stopped early (interrupted, or its server gone) leaves stopped-early.json
+(failspec.report.junit.write_stopped_early): the scenario it was in the middle of is
+"not finished", and the scenarios it never reached, which behave's JSON leaves out, are
+"not run"; neither counts for or against a guarantee.
 """
 
 from __future__ import annotations
@@ -46,8 +51,15 @@ class ReportError(Exception):
     """The reports directory does not hold what a report is built from."""
 
 
+#: A scenario that began and did not finish: the run stopped in the middle of it.
+NOT_FINISHED = "not_finished"
+#: A scenario the run never reached: it stopped early.
+NOT_RUN = "not_run"
+
+
 def outcome(status: str | None) -> str:
-    """behave's many statuses as the three a reader needs: passed, failed or skipped."""
+    """behave's many statuses as the three a reader needs: passed, failed or skipped
+    (the report adds not_finished and not_run for a run that stopped early)."""
     if status == "passed":
         return "passed"
     if status in (None, "skipped", "untested"):
@@ -125,10 +137,13 @@ class Rule:
 
     @property
     def verdict(self) -> str:
-        """holds (every scenario that ran passed), fails, or unchecked (none ran)."""
+        """fails (a scenario failed), holds (every scenario that ran passed, and none was
+        left unfinished or not run by a run that stopped early), or unchecked."""
         statuses = {s.status for s in self.scenarios}
         if "failed" in statuses:
             return "fails"
+        if statuses & {NOT_FINISHED, NOT_RUN}:
+            return "unchecked"
         return "holds" if "passed" in statuses else "unchecked"
 
 
@@ -152,6 +167,18 @@ class Run:
     setup_error: str | None = None
     summary: dict[str, Any] | None = None  # metrics.json "run" (see failspec.harness.metrics)
     matrix: Matrix | None = None
+    stopped: dict[str, Any] | None = None  # stopped-early.json, when the run stopped early
+
+    @property
+    def headline(self) -> str | None:
+        """How a run that stopped early stopped: 'Interrupted (SIGINT) after 35 of 142
+        scenarios', 'Stopped after 1 of 4 scenarios: the server stopped: …'."""
+        if self.stopped is None:
+            return None
+        after = f"after {self.stopped['finished']} of {self.stopped['selected']} scenarios"
+        if self.stopped.get("signal"):
+            return f"Interrupted ({self.stopped['signal']}) {after}"
+        return f"Stopped {after}: {self.stopped['cause']}"
 
     @property
     def rules(self) -> list[Rule]:
@@ -186,9 +213,18 @@ def load_run(reports: Path, base: Path) -> Run:
     per_scenario = {m["location"]: m for m in metrics.get("scenarios", [])}
     evidence = _read_json(reports / "evidence.json") or {}
     problems = junit.read_problems(reports / "junit")
+    stopped = junit.read_stopped_early(reports)
+    not_run: dict[str, list[int]] = {}
+    for location in (stopped or {}).get("not_run", []):
+        file, line = location.rsplit(":", 1)
+        not_run.setdefault(file, []).append(int(line))
     features = []
     for data in json.loads(text):
-        feature = _feature(data, base, problems)
+        file = data["location"].rsplit(":", 1)[0]
+        features.append(_feature(data, base, problems, not_run.pop(file, [])))
+    # Features the run never reached are not in behave's JSON at all.
+    features += [_feature_not_run(file, base, lines) for file, lines in not_run.items()]
+    for feature in features:
         for scenario in (s for rule in feature.rules for s in rule.scenarios):
             scenario.metrics = per_scenario.get(scenario.location)
             # behave's JSON keeps no skip reason; the harness's metrics may.
@@ -196,7 +232,9 @@ def load_run(reports: Path, base: Path) -> Run:
                 scenario.skip_reason = scenario.metrics.get("skip_reason")
             if scenario.status == "failed" and scenario.location in evidence:
                 scenario.evidence = Evidence.from_json(evidence[scenario.location])
-        features.append(feature)
+            if stopped and scenario.location == stopped.get("not_finished"):
+                scenario.status, scenario.detail = NOT_FINISHED, None
+                scenario.why = f"Not finished: {stopped['cause']}."
     summary = metrics.get("run")
     for slow in (summary or {}).get("slowest", []):
         slow["name"] = scenario_name(slow["name"])
@@ -205,6 +243,7 @@ def load_run(reports: Path, base: Path) -> Run:
         features=features,
         summary=summary,
         matrix=_matrix(matrix) if matrix else None,
+        stopped=stopped,
     )
 
 
@@ -212,24 +251,68 @@ def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def _feature(data: dict[str, Any], base: Path, problems: dict[tuple[str, str], str]) -> Feature:
+def _feature(
+    data: dict[str, Any],
+    base: Path,
+    problems: dict[tuple[str, str], str],
+    not_run: list[int],
+) -> Feature:
+    """A feature from behave's JSON, with the scenarios at the lines ``not_run`` (which
+    the run never reached) in their places."""
     file = data["location"].rsplit(":", 1)[0]
     parsed = parse_file(str(base / file))
     by_line = {s.location.line: (rule, s) for rule, s in _walk(parsed)}
-    rules: dict[str, Rule] = {}
+    found: dict[int, tuple[str | None, Scenario]] = {}
     for element in _scenarios_with_status(data.get("elements", [])):
         line = int(element["location"].rsplit(":", 1)[1])
         if line not in by_line:
             raise ReportError(f"{element['location']} is no scenario: {file} changed since the run")
         rule_title, parsed_scenario = by_line[line]
-        rule = rules.setdefault(rule_title or parsed.name, Rule(rule_title or parsed.name))
-        rule.scenarios.append(_scenario(element, parsed_scenario, data["name"], problems))
+        found[line] = (rule_title, _scenario(element, parsed_scenario, data["name"], problems))
+    found.update(_not_run(file, by_line, not_run))
     return Feature(
         name=data["name"],
         file=file,
         description=_lines(data.get("description")),
-        rules=list(rules.values()),
+        rules=_rules(parsed.name, found),
     )
+
+
+def _feature_not_run(file: str, base: Path, lines: list[int]) -> Feature:
+    """A feature the run never reached (a run that stopped early): its scenarios at
+    ``lines``, each not run."""
+    parsed = parse_file(str(base / file))
+    by_line = {s.location.line: (rule, s) for rule, s in _walk(parsed)}
+    return Feature(
+        name=parsed.name,
+        file=file,
+        description=_lines(parsed.description),
+        rules=_rules(parsed.name, _not_run(file, by_line, lines)),
+    )
+
+
+def _not_run(
+    file: str, by_line: dict[int, tuple[str | None, ParsedScenario]], lines: list[int]
+) -> dict[int, tuple[str | None, Scenario]]:
+    scenarios = {}
+    for line in lines:
+        if line not in by_line:
+            raise ReportError(f"{file}:{line} is no scenario: {file} changed since the run")
+        rule_title, parsed = by_line[line]
+        steps = [_step(step, index, parsed, None) for index, step in enumerate(parsed.all_steps)]
+        scenario = Scenario(scenario_name(parsed.name), f"{file}:{line}", NOT_RUN, steps)
+        scenarios[line] = (rule_title, scenario)
+    return scenarios
+
+
+def _rules(feature_name: str, found: dict[int, tuple[str | None, Scenario]]) -> list[Rule]:
+    """The scenarios, in the feature file's order, under the Rules they are in."""
+    rules: dict[str, Rule] = {}
+    for line in sorted(found):
+        rule_title, scenario = found[line]
+        title = rule_title or feature_name
+        rules.setdefault(title, Rule(title)).scenarios.append(scenario)
+    return list(rules.values())
 
 
 def _walk(parent: Any, rule: str | None = None) -> Iterator[tuple[str | None, ParsedScenario]]:
@@ -268,21 +351,11 @@ def _scenario(
     feature_name: str,
     problems: dict[tuple[str, str], str],
 ) -> Scenario:
-    background = len(list(parsed.background_steps))
     results = [s.get("result", {}) for s in element["steps"]]
-    steps = []
-    for index, step in enumerate(parsed.all_steps):
-        status = results[index].get("status") if index < len(results) else None
-        steps.append(
-            Step(
-                keyword=step.keyword,
-                text=step.name,
-                status=outcome(status),
-                background=index < background,
-                table=[step.table.headings, *map(list, step.table.rows)] if step.table else None,
-                doc=step.text,
-            )
-        )
+    steps = [
+        _step(step, index, parsed, results[index].get("status") if index < len(results) else None)
+        for index, step in enumerate(parsed.all_steps)
+    ]
     scenario = Scenario(
         name=scenario_name(element["name"]),
         location=element["location"],
@@ -292,6 +365,17 @@ def _scenario(
     if scenario.status == "failed":
         scenario.why, scenario.detail = _explain(element, problems, feature_name)
     return scenario
+
+
+def _step(step: Any, index: int, parsed: ParsedScenario, status: str | None) -> Step:
+    return Step(
+        keyword=step.keyword,
+        text=step.name,
+        status=outcome(status),
+        background=index < len(list(parsed.background_steps)),
+        table=[step.table.headings, *map(list, step.table.rows)] if step.table else None,
+        doc=step.text,
+    )
 
 
 def scenario_name(name: str) -> str:
