@@ -35,6 +35,8 @@ from failspec.harness.workspace import Run
 ROOT = Path(__file__).resolve().parent.parent
 #: A password with every character a URL must encode, and an '@' above all.
 PASSWORD = "p@ss:w/rd?#%-x9Q"
+#: The server's name in its certificate and in the URLs (it listens on 127.0.0.1).
+HOST = "localhost"
 
 
 @dataclass
@@ -47,7 +49,8 @@ class SslServer:
         userinfo = "failspec" if password is None else f"failspec:{quote(password, safe='')}"
         query = "&".join(f"{key}={quote(value, safe='/')}" for key, value in params.items())
         port = self.server.endpoint.port
-        return f"postgresql://{userinfo}@127.0.0.1:{port}/failspec" + (f"?{query}" if query else "")
+        url = f"postgresql://{userinfo}@{HOST}:{port}/failspec"
+        return url + (f"?{query}" if query else "")
 
     def tls(self, **more: str) -> dict[str, str]:
         """The parameters of a verified SSL connection with the client certificate."""
@@ -72,14 +75,16 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def _make_certificates(directory: Path) -> None:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate for the role
-    failspec (clientcert=verify-full compares its CN with the user name)."""
+    """A CA, a server certificate for the host name ``localhost`` only (so that
+    ``sslmode=verify-full`` checks the name the URL gives, also through the fault proxy,
+    which listens on 127.0.0.1), and a client certificate for the role failspec
+    (clientcert=verify-full compares its CN with the user name)."""
     key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
     _openssl("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
              "-subj", "/CN=failspec test CA", cwd=directory)  # fmt: skip
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    (directory / "san.ext").write_text(f"subjectAltName=DNS:{HOST}\n")
     for name, subject, extra in (
-        ("server", "/CN=127.0.0.1", ["-extfile", "san.ext"]),
+        ("server", f"/CN={HOST}", ["-extfile", "san.ext"]),
         ("client", "/CN=failspec", []),
     ):
         _openssl("req", "-new", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr",

@@ -114,8 +114,12 @@ class Network:
         self._healer: threading.Timer | None = None
 
     def url(self) -> URL:
-        """The server's URL, through the proxy."""
-        return self.server.endpoint.url(host=self.proxy.host, port=self.proxy.port)
+        """The server's URL, through the proxy: libpq connects to the proxy's address
+        (``hostaddr``) and port, and keeps the server's host name for what it is used for
+        (``sslmode=verify-full`` checks the server's certificate against it; libpq docs,
+        "Parameter Key Words": hostaddr)."""
+        url = self.server.endpoint.url(port=self.proxy.port)
+        return url.update_query_dict({"hostaddr": self.proxy.host})
 
     def go_silent(self) -> None:
         """Drop every packet between the application and the proxy."""
