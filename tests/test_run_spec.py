@@ -1,0 +1,66 @@
+"""./run-spec passes INT and TERM on to behave, waits for it and still builds the reports.
+
+It runs in a copy of the tree (its own reports/, the same .venv), so the user's reports
+are never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from failspec.harness import embedded, waiting
+
+ROOT = Path(__file__).resolve().parent.parent
+COPIED = ("src", "features", "scripts", "run-spec", "pyproject.toml", "requirements.txt",
+          "requirements-dev.txt", "tests/fixtures/interrupt")  # fmt: skip
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    copy = tmp_path / "tree"
+    for name in COPIED:
+        source, target = ROOT / name, copy / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target)
+    if not (ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("no .venv beside the tree to share (run ./run-tests once)")
+    (copy / ".venv").symlink_to(ROOT / ".venv")
+    return copy
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, tree):
+    marker = tree / "server.json"
+    env = {**os.environ, "FAILSPEC_TEST_MARKER": str(marker), "PYTHONPATH": str(tree / "src")}
+    # A session of its own, as a shell's job is: the signal goes to run-spec only.
+    run = subprocess.Popen(
+        ["bash", str(tree / "run-spec"), "tests/fixtures/interrupt", "-D", "backend=embedded"],
+        cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        waiting.until(lambda: marker.exists() and marker.read_text(), timeout=60, what="start")
+        behave = json.loads(marker.read_text())["behave_pid"]
+        run.send_signal(sig)
+        output, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 128 + sig, output
+    assert not embedded.pid_alive(behave), output  # behave was stopped, not left running
+    name = signal.Signals(sig).name
+    assert f"failspec: interrupted by {name}" in output
+    reports = tree / "reports"
+    assert (reports / "report.html").exists() and (reports / "behave.json").exists(), output
+    assert list((reports / "junit").glob("*.xml")), output
