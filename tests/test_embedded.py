@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -349,3 +350,132 @@ def test_a_ctrl_c_during_the_first_template_build_stops_initdb_and_leaves_nothin
             if creator in seen:
                 subprocess.run(["ipcrm", "-m", segment], check=False)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def recorded_segment(data: Path) -> tuple[int, int]:
+    """The System V segment (key, id) on postmaster.pid's 7th line (utils/pidfile.h)."""
+    key, shmid = (data / "postmaster.pid").read_text().splitlines()[6].split()
+    return int(key), int(shmid)
+
+
+def sysv_keys_and_ids() -> set[tuple[int, int]]:
+    rows = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    return {(int(row.split()[0]), int(row.split()[1])) for row in rows}
+
+
+class KilledServer:
+    """A server of this test SIGKILLed, postmaster and children, as the OOM killer would
+    leave it (with a session open, so more than the postmaster maps shared memory); and
+    on a failure of the test, nothing of it left either."""
+
+    def __init__(self, postmaster: int, data: Path) -> None:
+        self.server = [postmaster, *embedded._children(postmaster)]
+        self.segment = recorded_segment(data)
+        self.files: set[Path] = set()
+        for pid in self.server:
+            with contextlib.suppress(FileNotFoundError):  # a child that just ended
+                self.files |= posix_segments(pid)
+        assert self.segment in sysv_keys_and_ids() and self.files, "a server has memory"
+
+    def kill(self) -> None:
+        for pid in self.server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        waiting.until(lambda: all(map(ended, self.server)), timeout=10, what="killed")
+
+    def left(self) -> list[object]:
+        """Its System V segment and DSM files still there."""
+        segment = [self.segment] if self.segment in sysv_keys_and_ids() else []
+        return [*segment, *sorted(f for f in self.files if f.exists())]
+
+    def remove_what_is_left(self) -> None:
+        self.kill()
+        if self.segment in sysv_keys_and_ids():
+            subprocess.run(["ipcrm", "-m", str(self.segment[1])], check=False)
+        for file in self.files:
+            file.unlink(missing_ok=True)
+
+
+linux_only = pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="reads /proc")
+
+
+@linux_only
+@pytest.mark.parametrize("case", ["by-postgres", "by-postgres, its pid a zombie", "by-hand"])
+def test_a_server_found_killed_at_stop_leaves_no_shared_memory(case, monkeypatch):
+    """PostgreSQL's own start removes it all, even when the dead postmaster's pid is a
+    zombie not yet reaped (a parent killed too: init reaps it when it gets to it);
+    where PostgreSQL cannot start, the harness removes it by hand."""
+    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg.start()
+    session = connect(pg)
+    killed = KilledServer(pg.pid, pg.data)
+    zombie = None
+    try:
+        killed.kill()
+        if case.startswith("by-postgres"):  # then PostgreSQL alone removes it
+            monkeypatch.setattr(embedded, "_remove_by_hand", lambda segment, data: None)
+        if case == "by-postgres, its pid a zombie":  # of the server's user, as it was
+            zombie = subprocess.Popen(["true"], **pg._as_user())
+            waiting.until(lambda: embedded._is_zombie(zombie.pid), timeout=10, what="zombie")
+            pid_file = pg.data / "postmaster.pid"
+            lines = pid_file.read_text().split("\n")
+            pid_file.write_text("\n".join([str(zombie.pid), *lines[1:]]))
+        if case == "by-hand":  # nothing says which postgres ran there
+            (pg.data / "postmaster.opts").unlink()
+
+        pg.stop()
+
+        assert killed.left() == []
+    finally:
+        session.close()
+        killed.remove_what_is_left()
+        pg.stop()
+        if zombie is not None:
+            zombie.wait()
+
+
+@linux_only
+def test_a_killed_server_of_a_killed_run_leaves_no_shared_memory_after_the_next_start():
+    run = subprocess.Popen(
+        [sys.executable, "-c", STARTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    pid_text, base_text = run.stdout.readline().split()
+    base = Path(base_text)
+    killed = KilledServer(int(pid_text), base / "data")
+    try:
+        run.kill()
+        run.wait()
+        killed.kill()
+
+        stopped_by_the_next_start(killed.server, base)
+
+        assert killed.left() == []
+    finally:
+        killed.remove_what_is_left()
+        shutil.rmtree(base, ignore_errors=True)
+        run.stdin.close()
+        run.stdout.close()
+
+
+@linux_only
+def test_a_child_left_paused_by_a_killed_postmaster_is_ended_and_the_memory_removed():
+    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg.start()
+    killed = KilledServer(pg.pid, pg.data)
+    try:
+        for pid in killed.server[1:]:
+            with contextlib.suppress(ProcessLookupError):  # a child that just ended
+                os.kill(pid, signal.SIGSTOP)
+        os.kill(pg.pid, signal.SIGKILL)
+        pg.process.wait()
+
+        pg.stop()
+
+        assert [pid for pid in killed.server if not ended(pid)] == []
+        assert killed.left() == []
+    finally:
+        for pid in killed.server:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        killed.remove_what_is_left()
+        pg.stop()
