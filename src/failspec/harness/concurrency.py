@@ -120,6 +120,8 @@ class ConcurrentSession:
         self.url: URL | None = None
         #: The server process of the connection the session works on (set at checkout).
         self.pid: int | None = None
+        #: The driver's connection the session works on (set at checkout), for :meth:`cancel`.
+        self.dbapi_connection: Any = None
         self.transcript: list[str] = []
         self.actions: list[Action] = []
         #: Values the session read, in order: (what, value).
@@ -149,6 +151,24 @@ class ConcurrentSession:
 
     def _checked_out(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
         self.pid = dbapi_conn.get_backend_pid()
+        self.dbapi_connection = dbapi_conn
+
+    def cancel(self) -> None:
+        """Cancel the statement the session runs now, as the application itself does: the
+        driver's cancel request (psycopg2's ``connection.cancel()``, libpq's ``PQcancel``),
+        sent from the calling thread while the session's own thread waits for its reply.
+
+        libpq sends it over a connection of its own and returns once the server has taken
+        it; if it is effective the statement fails with ``query_canceled``, and if the
+        server had already finished the statement nothing visible happens (libpq,
+        "Canceling Queries in Progress"; psycopg2: cancel() may be called from another
+        thread, and does nothing when no query runs). Raises RuntimeError if the session
+        has never connected, and the driver's error if the request could not be sent.
+        """
+        if self.dbapi_connection is None:
+            raise RuntimeError(f"{self.name} has no connection to cancel a statement on")
+        self.log("cancelled by the application")
+        self.dbapi_connection.cancel()
 
     @property
     def conn(self) -> Connection:
