@@ -4,6 +4,7 @@ from behave import given, then, when
 from hamcrest import assert_that, empty, equal_to, greater_than, has_length, less_than
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.conditions import condition_of
 from failspec.harness import backoff, faults
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.harness.outcomes import Outcome, capture
@@ -142,6 +143,12 @@ def step_succeeds_after(context, attempts):
     assert_that(context.outcome, succeeds())
     _made_attempts(context.outcome, attempts)
     assert_that(context.outcome.value.already_applied, equal_to(False))
+
+
+@then("its first attempt failed with {condition:Condition}")
+def step_first_attempt_failed(context, condition):
+    judged = [condition_of(e) for e in context.app.judged]
+    assert_that(judged[:1], equal_to([condition]), f"the failures the retry judged: {judged}")
 
 
 @then("it fails with {condition:Condition} after {attempts:d} attempt")

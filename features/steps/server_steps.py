@@ -21,6 +21,12 @@ def step_crash_before_commit(context):
     context.app.during_next_wait = faults.restart
 
 
+@given("the server is paused, and will resume while the ledger waits to retry")
+def step_paused_until_retry(context):
+    context.server_faults.pause()
+    context.app.during_next_wait = context.server_faults.resume
+
+
 @when("the server is paused")
 def step_pause(context):
     context.server_faults.pause()

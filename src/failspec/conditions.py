@@ -49,6 +49,7 @@ CLIENT_CONDITIONS = {
     "pending_rollback": "the transaction failed earlier and must be rolled back first",
     "invalid_request": "the data layer refused an operation in its current state",
     "application_error": "the application's own code gave up in the middle of its work",
+    "deadline_exceeded": "the server did not answer within the application's request deadline",
 }
 
 # (pattern in the message, condition). Server texts are PostgreSQL's own (src/backend/libpq/
@@ -93,6 +94,8 @@ def condition_of(error: BaseException) -> str | None:
     dbapi = getattr(error, "orig", None) if isinstance(error, sqlalchemy.exc.DBAPIError) else None
     if dbapi is None and isinstance(error, psycopg2.Error):
         dbapi = error
+    if isinstance(dbapi, NamedFailure):  # a driver error the data layer raised itself
+        return dbapi.condition
     if dbapi is not None:
         code = getattr(dbapi, "pgcode", None)
         if code:

@@ -23,7 +23,7 @@ from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.sessions import DbSession, Sessions
 from failspec.harness.waiting import until
 from failspec.harness.workspace import Workspace
-from failspec.ledger import Ledger, RetryPolicy
+from failspec.ledger import Ledger, RetryPolicy, deadline, is_transient
 
 #: Pool options that size one pool; other instances of the application size their own.
 POOL_SIZING = ("pool_size", "max_overflow", "pool_timeout")
@@ -73,12 +73,44 @@ class Application:
         self.during_next_wait: Callable[[], None] | None = None
         #: Interruptions armed for the ledger's next operation (see Ledger.interruptions).
         self.interruptions: dict[str, Any] = {}
+        #: Each failure the ledger's retry judged, in order: what the attempts met.
+        self.judged: list[BaseException] = []
+        self.retry.transient = self._judge
         self._orm: Session | None = None
         self._held: list[Connection] = []
         #: Connections the application forgot (see leak_a_transaction); never closed here.
         self._forgotten: list[Connection] = []
         self._unit_session: Session | None = None
         self._units = contextlib.ExitStack()
+        self._request_deadline: float | None = None
+        self._deadline_installed = False
+        #: What the pool did with its DBAPI connections, in order: ("handed out", conn,
+        #: None) at each checkout, ("given back", conn, None) when it took one back to
+        #: reuse (its reset on return), ("discarded", conn, error) when it invalidated one.
+        self.pool_log: list[tuple[str, Any, BaseException | None]] = []
+
+    @property
+    def request_deadline(self) -> float | None:
+        """How long (s) the application waits for the database in one request (None, the
+        default: unbounded): each attempt of a ledger operation, from taking a connection
+        (the pool's test of it included) to COMMIT's reply, and each read through the pool.
+        Past it the request fails with ``deadline_exceeded`` and its connection is closed
+        (``failspec.ledger.deadline``). Set before the application's first use."""
+        return self._request_deadline
+
+    @request_deadline.setter
+    def request_deadline(self, seconds: float | None) -> None:
+        if self._engine is not None:
+            raise RuntimeError("the request deadline is chosen before the application's first use")
+        if seconds is not None and seconds <= 0:
+            raise ValueError(f"a request deadline is a positive number of seconds, not {seconds}")
+        self._request_deadline = seconds
+
+    def _judge(self, error: BaseException) -> bool:
+        """The retry's judgement (``is_transient``), recording the failure it judged."""
+        if not self.judged or self.judged[-1] is not error:  # judged twice when it gives up
+            self.judged.append(error)
+        return is_transient(error)
 
     def _wait(self, delay: float) -> None:
         self.waits.append(delay)
@@ -101,10 +133,25 @@ class Application:
                 settings = " ".join(f"-c {k}={v}" for k, v in self.server_settings.items())
                 connect_args["options"] = f"{self.workspace.connect_args()['options']} {settings}"
             self._engine = self.workspace.engine(
-                self.url, label="the application", connect_args=connect_args,
+                self.url, label="the application",
+                connect_args={**connect_args, **self._bounded_connect_args()},
                 **self.pool_options,
             )  # fmt: skip
+            log = self.pool_log.append
+            sa.event.listen(self._engine, "checkout", lambda c, *_: log(("handed out", c, None)))
+            sa.event.listen(self._engine, "reset", lambda c, *_: log(("given back", c, None)))
+            sa.event.listen(self._engine, "invalidate", lambda c, _, e: log(("discarded", c, e)))
         return self._engine
+
+    def _bounded_connect_args(self) -> dict[str, Any]:
+        """The connection arguments that make the application's connections honour its
+        request deadline; registers the deadline's wait callback until :meth:`close`."""
+        if self._request_deadline is None:
+            return {}
+        if not self._deadline_installed:
+            deadline.install()  # before the pool opens any connection
+            self._deadline_installed = True
+        return deadline.connect_args()
 
     @property
     def session(self) -> DbSession:
@@ -133,6 +180,7 @@ class Application:
         armed for its next operation."""
         ledger = self.ledger_for(self.engine, self.retry)
         ledger.interruptions = self.interruptions
+        ledger.deadline = self._request_deadline
         return ledger
 
     def ledger_for(
@@ -241,7 +289,7 @@ class Application:
         """Check a connection out of the pool, read the ledger, and check it back in."""
 
         def read() -> list[Any]:
-            with self.engine.connect() as conn:
+            with deadline.within(self._request_deadline), self.engine.connect() as conn:
                 self.last_backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
                 return Ledger.payments(conn)
 
@@ -343,6 +391,10 @@ class Application:
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 self._orm.close()
         self.sessions.close()
+        if self._deadline_installed:
+            deadline.uninstall()
+            self._deadline_installed = False
+        self.pool_log.clear()
 
 
 class OtherClients:

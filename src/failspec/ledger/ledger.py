@@ -7,9 +7,10 @@ Two layers:
   ``set_status_of_all``, ``remove``. They guarantee nothing beyond that transaction.
 * **Operations** run in transactions of their own and are what an application should
   call: ``pay`` and ``transfer`` are atomic, idempotent by client reference (a repeat
-  is reported as already applied, never applied twice) and retried on transient
-  failures; ``record_all`` and ``import_payments`` load batches; ``unit_of_work`` gives
-  an ORM session that commits or rolls back, always reporting the original error.
+  is reported as already applied, never applied twice), retried on transient failures,
+  and each attempt is bounded by the request deadline when one is set (``deadline``);
+  ``record_all`` and ``import_payments`` load batches; ``unit_of_work`` gives an ORM
+  session that commits or rolls back, always reporting the original error.
 
 Reads of *committed* state are static and take a connection the caller chooses, so the
 specification reads through a connection that plays no part in the failure.
@@ -116,6 +117,10 @@ class Ledger:
         #: credit), "before commit" (the work is done, COMMIT not yet sent) and "after
         #: commit" (the commit happened; its reply never arrives).
         self.interruptions: dict[str, Interruption] = {}
+        #: The request deadline (s) of each attempt of ``pay`` and ``transfer``, from taking
+        #: a connection to COMMIT's reply; None: unbounded. It holds on an engine whose
+        #: connections honour it (``deadline.connect_args()``, ``deadline.install()``).
+        self.deadline: float | None = None
 
     # -- schema and setup --------------------------------------------------------------
 
@@ -255,7 +260,18 @@ class Ledger:
             self._interrupt("after commit", None)
             return Receipt(reference, row_id, already_applied=False, attempts=number)
 
-        return self.retry.run(attempt)
+        return self.retry.run(self._bounded(attempt))
+
+    def _bounded(self, attempt: Callable[[int], Receipt]) -> Callable[[int], Receipt]:
+        """``attempt``, each call of it within its own request deadline: a retry after the
+        deadline ran out gets a deadline of its own to find out what happened."""
+        from failspec.ledger.deadline import within
+
+        def bounded(number: int) -> Receipt:
+            with within(self.deadline):
+                return attempt(number)
+
+        return bounded
 
     @staticmethod
     def _already_applied(

@@ -8,7 +8,10 @@ syntax error — fails the same way every time, and is never retried.
 
 A retried operation must be idempotent: the ledger's operations carry a client
 reference, so a retry after an unknown outcome finds the first attempt's work instead
-of applying it twice.
+of applying it twice. A request that ran out of its deadline (``deadline_exceeded``) is
+retried too: its connection was closed, so its transaction committed only if its COMMIT
+had been sent, and the error then says the outcome is unknown; the retry, with a deadline
+of its own, finds the work by its reference instead of applying it again.
 
 Delays grow exponentially with *full jitter* (a uniform draw between 0 and the capped
 exponential), so clients that failed together do not retry together.
@@ -39,6 +42,10 @@ TRANSIENT_CONDITIONS = frozenset(
         "cannot_connect_now",
     }
 )
+
+#: The request deadline ran out (failspec.ledger.deadline), also while connecting, where
+#: the driver reports no lost connection: its connection is closed, nothing is left open.
+TRANSIENT_CONDITIONS |= {"deadline_exceeded"}
 
 
 def is_transient(error: BaseException) -> bool:
