@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from failspec.harness import embedded, packet_filter, servers, waiting
+from failspec.harness import embedded, hangs, packet_filter, servers, waiting
 from failspec.harness.network import PacketLoss
 from failspec.harness.settings import Settings
 
@@ -30,9 +30,10 @@ sys.stdin.read()
 
 
 def rules_for(port: int) -> list[str]:
-    """The suite's packet-loss rules on ``port``, as ``iptables -S`` prints them."""
+    """The suite's packet-loss rules on ``port`` (both ways), as ``iptables -S`` prints them."""
     listed = packet_filter.iptables("-S", "INPUT").stdout.splitlines()
-    return [r for r in listed if packet_filter.COMMENT in r and f"--dport {port} " in r]
+    ours = [r for r in listed if packet_filter.COMMENT in r]
+    return [r for r in ours if f"--dport {port} " in r or f"--sport {port} " in r]
 
 
 @pytest.fixture
@@ -60,7 +61,7 @@ def test_a_packet_loss_rule_left_by_a_killed_run_is_removed_when_the_next_run_st
         assert holder.stdout.readline() == "dropping\n"
         # (Checked while its process runs: once it is dead, any run starting on this
         # machine may remove the rule.)
-        assert len(rules_for(owned_port)) == 1
+        assert len(rules_for(owned_port)) == 2  # towards the port and from it
         holder.send_signal(signal.SIGKILL)
         if reaped:
             holder.wait()
@@ -82,7 +83,31 @@ def test_the_rule_of_a_run_still_running_stays(owned_port):
     mine.start()
     try:
         packet_filter.reap_stale_rules()
-        assert len(rules_for(owned_port)) == 1
+        assert len(rules_for(owned_port)) == 2
     finally:
         mine.stop()
     assert rules_for(owned_port) == []
+
+
+def test_packet_loss_cuts_both_ways_acknowledgements_included(owned_port):
+    """A partition, not a one-way loss: a connection opened before the loss gets no reply
+    and no acknowledgement, so data sent into it stays unacknowledged, and nothing sent
+    from the port's side arrives."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        server, _ = listener.accept()
+        loss = PacketLoss(port)
+        loss.start()
+        try:
+            server.sendall(b"reply")  # from the port: dropped (--sport)
+            client.sendall(b"request")  # towards the port: dropped (--dport), never acked
+            client.settimeout(0.3)
+            with pytest.raises(TimeoutError):
+                client.recv(5)
+            assert hangs.unacknowledged(client.fileno()) == 1
+        finally:
+            loss.stop()
+            client.close()
+            server.close()
+    assert rules_for(port) == []

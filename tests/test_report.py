@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from failspec.harness import hooks, isolation
+from failspec.harness import hangs, hooks, isolation
 from failspec.harness.metrics import Metrics, ScenarioMetrics
 from failspec.report import html, model
 from failspec.report.html import build_report
@@ -257,7 +257,28 @@ def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFac
             verdict = isolation.PREVENTED if prevented else isolation.ALLOWED
             matrix.record(isolation.Verdict(name, level, verdict, "how"))
     matrix.write(directory / "isolation-matrix.json")
+    hang_matrix().write(directory / "hang-matrix.json")
     return build_report(directory, base=ROOT).read_text(encoding="utf-8")
+
+
+def hang_matrix() -> hangs.HangMatrix:
+    """Three cells, as the harness's own code measures them: two within their bound, one
+    not, and the phases recorded out of the matrix's order."""
+    settings = hangs.Settings(2.0, 0.5, (1.0, 1.0, 1), 0.8, 0.5, 0.5, None)
+    matrix = hangs.HangMatrix()
+    keepalives = hangs.BOUNDS["the TCP keepalives"]
+    matrix.record(hangs.LOCK, hangs.CUT, hangs.Cell.measure(keepalives, settings, 2.07,
+                                                           "network_timeout"))  # fmt: skip
+    connect = hangs.BOUNDS["the connect timeout"]
+    matrix.record(hangs.OPENING, hangs.FROZEN, hangs.Cell.measure(connect, settings, 2.01,
+                                                                 "connect_timeout"))  # fmt: skip
+    matrix.record(hangs.OPENING, hangs.CUT, hangs.Cell.measure(connect, settings, 1.03,
+                                                              "unnamed"))  # fmt: skip
+    deadline = hangs.BOUNDS["the data layer's deadline"]
+    settings = hangs.Settings(2.0, 0.5, (1.0, 1.0, 1), 0.8, 0.5, 0.5, 2.5)
+    matrix.record(hangs.COMMIT, hangs.FROZEN, hangs.Cell.measure(
+        deadline, settings, 2.52, "deadline_exceeded", unbounded=True))  # fmt: skip
+    return matrix
 
 
 def article(page: str, location: str) -> str:
@@ -304,6 +325,27 @@ def test_the_report_shows_the_isolation_matrix_the_harness_wrote(harness_report)
     assert len(rows) == 1 + 10
     assert "G1a aborted read ✔ prevented ✔ prevented ✔ prevented" in rows
     assert "G2 anti-dependency cycles ✘ allowed ✘ allowed ✔ prevented" in rows
+
+
+def test_the_report_shows_the_hang_matrix_the_harness_wrote(harness_report):
+    table = re.search(r'<table class="matrix hangs">.*?</table>', harness_report, re.S)[0]
+    rows = [text(row) for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
+    assert rows[0] == "the request waits in the server freezes the network is cut"
+    assert rows[1] == (
+        "the opening of a connection "
+        "✔ the connect timeout (connect_timeout, 2.00 s) measured 2.01 s · connect_timeout "
+        "✘ the connect timeout (connect_timeout, 2.00 s) measured 1.03 s · unnamed"
+    )
+    assert rows[2] == (
+        "COMMIT's wait for its reply "
+        "✔ unbounded by any client setting; ended by the data layer's deadline "
+        "(request_deadline, 2.50 s) measured 2.52 s · deadline_exceeded not run"
+    )
+    assert rows[3] == (
+        "the wait for a lock not run "
+        "✔ the TCP keepalives (keepalives, 2.00 s) measured 2.07 s · network_timeout"
+    )
+    assert len(rows) == 4
 
 
 def test_the_evidence_the_harness_kept_is_shown_escaped_and_collapsed(harness_report):

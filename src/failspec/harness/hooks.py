@@ -14,6 +14,8 @@
 * ``context.server_faults`` crashes, restarts, pauses the server; puts it back after
 * ``context.network``   the fault proxy between application and server (@network)
 * ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
+* ``context.hang_matrix`` what ended each wait, by phase and kind of silence (written
+                        after the run: reports/hang-matrix.json)
 * ``context.outcome``   what the last When-step did (set by steps)
 * ``context.run_metrics`` / ``context.scenario_metrics`` the run's and the scenario's
                         figures (reports/metrics.json)
@@ -51,6 +53,7 @@ from failspec.harness.audit import Auditor
 from failspec.harness.concurrency import Interleaving
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import ServerFaults
+from failspec.harness.hangs import HangMatrix
 from failspec.harness.isolation import History, Matrix
 from failspec.harness.leaks import find_leaks
 from failspec.harness.metrics import Metrics, ScenarioMetrics, database_counters
@@ -76,6 +79,8 @@ EXPECT_IMBALANCE = "expect-imbalance"
 LEAK_GRACE = 1.0
 #: How many of the server log's last lines a failed scenario's evidence looks through.
 LOG_LINES = 400
+#: The hang matrix's file, next to the isolation matrix.
+HANG_MATRIX = "hang-matrix.json"
 #: Reports the harness writes next to behave's (besides the isolation matrix).
 OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY)
 #: How long a concurrent session's action may take to finish, block or pause (s).
@@ -103,9 +108,11 @@ def before_all(context: Any) -> None:
     print(context.server.banner(), flush=True)
     context.run = Run(context.server, prepare=Ledger.create_tables)
     context.matrix = Matrix()
+    context.hang_matrix = HangMatrix()
     context.run_metrics = Metrics(context.server.backend, context.server.version)
     context.evidence = {}
-    for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS)):
+    for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS),
+                  reports_dir(context) / HANG_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
 
 
@@ -367,6 +374,9 @@ def after_all(context: Any) -> None:
         matrix = getattr(context, "matrix", None)
         if matrix is not None and matrix.cells:
             matrix.write(matrix_path(context))
+        hang_matrix = getattr(context, "hang_matrix", None)
+        if hang_matrix is not None and hang_matrix.cells:
+            hang_matrix.write(reports_dir(context) / HANG_MATRIX)
         metrics = getattr(context, "run_metrics", None)
         if metrics is not None:
             metrics.write(reports_dir(context) / "metrics.json")

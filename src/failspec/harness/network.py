@@ -2,7 +2,8 @@
 
 * ``DeadAddress``: a port on 127.0.0.1 where nobody listens, or nobody answers.
 * ``Network``: a scenario's fault proxy (``failspec.harness.proxy``) in front of the server.
-* ``PacketLoss``: real packet loss on one loopback port (root and iptables only).
+* ``PacketLoss``: a network partition on one loopback port, both directions (root and
+  iptables only).
 """
 
 from __future__ import annotations
@@ -47,14 +48,20 @@ def silent() -> DeadAddress:
 
 
 class PacketLoss:
-    """Real packet loss on the loopback: every packet to one port is dropped.
+    """A network partition on the loopback: every packet to or from one port is dropped.
 
-    A silent network, as TCP sees it. The fault proxy's ``timeout`` forwards nothing, but
-    its kernel still acknowledges what the client sends, so only the connect timeout and
-    the statement timeout could notice; with packets dropped, the client's TCP user
-    timeout (``tcp_user_timeout``) notices too. It needs root and iptables; the rule is
-    confined to one port on ``lo`` and names this process, so one a killed run left behind
-    is removed by the next run (``packet_filter``).
+    Both directions, acknowledgements included, as when a cable is cut or a firewall
+    drops the flow: a request the server already has gets no reply, and a probe or a
+    retransmission gets no acknowledgement. So the client's TCP user timeout
+    (``tcp_user_timeout``: data left unacknowledged) and its TCP keepalives (``keepalives*``:
+    an idle connection whose probes go unanswered) notice it, which neither does for the
+    fault proxy's ``timeout``, whose kernel still acknowledges (Linux tcp(7):
+    TCP_USER_TIMEOUT, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT).
+
+    Two rules on ``lo`` (``--dport`` for packets towards the port, ``--sport`` for those
+    from it), added together and removed together; they need root and iptables, and
+    each names this process, so those a killed run left behind are removed by the next
+    run (``packet_filter.reap_stale_rules``).
     """
 
     def __init__(self, port: int) -> None:
@@ -62,9 +69,11 @@ class PacketLoss:
         self.active = False
         self._healer: threading.Timer | None = None
         self._lock = threading.Lock()  # the healer thread and the scenario may both stop it
-        self._rule = [
-            "INPUT", "-i", "lo", "-p", "tcp", "--dport", str(port),
-            "-m", "comment", "--comment", f"{COMMENT}{os.getpid()}", "-j", "DROP",
+        comment = f"{COMMENT}{os.getpid()}"
+        self._rules = [
+            ["INPUT", "-i", "lo", "-p", "tcp", way, str(port),
+             "-m", "comment", "--comment", comment, "-j", "DROP"]
+            for way in ("--dport", "--sport")
         ]  # fmt: skip
 
     @staticmethod
@@ -79,21 +88,34 @@ class PacketLoss:
         return None
 
     def start(self) -> None:
+        """Drop every packet to and from the port, until :meth:`stop` (or ``HEAL_AFTER``
+        seconds: a request that nothing else bounds then completes late, and its scenario
+        fails instead of hanging the run)."""
         with self._lock:
             reap_stale_rules()
-            self._check(iptables("-I", *self._rule))
+            added = []
+            try:
+                for rule in self._rules:
+                    self._check(iptables("-I", *rule))
+                    added.append(rule)
+            except RuntimeError:
+                for rule in added:  # half a partition is no partition: none or both
+                    iptables("-D", *rule)
+                raise
             self.active = True
-            # A request that nothing else bounds then completes late, and its scenario
-            # fails instead of hanging the run.
             self._healer = waiting.after(HEAL_AFTER, self.stop)
 
     def stop(self) -> None:
+        """Let packets through again (idempotent; a failed delete raises and is retried
+        by the next call)."""
         with self._lock:
             if self._healer is not None:
                 self._healer.cancel()
             if self.active:
-                self._check(iptables("-D", *self._rule))
-                self.active = False  # only once the rule is gone: a failed delete is retried
+                for rule in self._rules:
+                    if iptables("-C", *rule).returncode == 0:
+                        self._check(iptables("-D", *rule))
+                self.active = False  # only once the rules are gone
 
     @staticmethod
     def _check(done: subprocess.CompletedProcess[str]) -> None:
@@ -122,12 +144,15 @@ class Network:
         return url.update_query_dict({"hostaddr": self.proxy.host})
 
     def go_silent(self) -> None:
-        """Drop every packet between the application and the proxy."""
+        """A network partition: drop every packet between the application and the proxy,
+        both ways, acknowledgements included."""
         self.packet_loss.start()
-        self.proxy.note("packet loss: every packet to the proxy is dropped")
+        self.proxy.note("packet loss: every packet to and from the proxy is dropped")
 
     def accept_but_never_answer(self) -> None:
-        """The proxy's silent network (Toxiproxy's timeout), healed after ``HEAL_AFTER``."""
+        """A peer that acknowledges but never answers: the proxy forwards nothing either
+        way (Toxiproxy's timeout) while its kernel still accepts and acknowledges; healed
+        after ``HEAL_AFTER``."""
         self.stall(HEAL_AFTER)
 
     def stall(self, seconds: float) -> None:

@@ -162,11 +162,32 @@ class Matrix:
 
 
 @dataclass
+class HangCell:
+    """What ended one wait (an entry of reports/hang-matrix.json)."""
+
+    bound: str  # in the specification's words: "the connect timeout"
+    setting: str  # the setting: "connect_timeout" ("none": an answer, not a wait)
+    expected_s: float
+    measured_s: float
+    outcome: str  # the condition the request failed with, or "succeeded"
+    within: bool  # measured within the tolerance of expected
+    unbounded: bool = False  # no client setting ended it; the data layer's deadline did
+    scenario: str = ""  # where the scenario that measured it is
+
+
+@dataclass
+class HangMatrix:
+    faults: list[str]  # the columns: kinds of silence the run measured
+    rows: list[tuple[str, list[HangCell | None]]]  # phase, one cell per column (None: not run)
+
+
+@dataclass
 class Run:
     features: list[Feature]
     setup_error: str | None = None
     summary: dict[str, Any] | None = None  # metrics.json "run" (see failspec.harness.metrics)
     matrix: Matrix | None = None
+    hangs: HangMatrix | None = None
     stopped: dict[str, Any] | None = None  # stopped-early.json, when the run stopped early
 
     @property
@@ -239,10 +260,12 @@ def load_run(reports: Path, base: Path) -> Run:
     for slow in (summary or {}).get("slowest", []):
         slow["name"] = scenario_name(slow["name"])
     matrix = _read_json(reports / "isolation-matrix.json")
+    hangs = _read_json(reports / "hang-matrix.json")
     return Run(
         features=features,
         summary=summary,
         matrix=_matrix(matrix) if matrix else None,
+        hangs=_hang_matrix(hangs) if hangs else None,
         stopped=stopped,
     )
 
@@ -431,3 +454,14 @@ def _matrix(data: dict[str, dict[str, str]]) -> Matrix:
         for a in ids
     ]
     return Matrix(levels=levels, rows=rows)
+
+
+def _hang_matrix(data: dict[str, dict[str, dict[str, Any]]]) -> HangMatrix:
+    """The hang matrix as the run wrote it ({phase: {silence: cell}}, in the harness's
+    order): only the columns and rows the run measured."""
+    faults = list(dict.fromkeys(fault for cells in data.values() for fault in cells))
+    rows = [
+        (phase, [HangCell(**cells[f]) if f in cells else None for f in faults])
+        for phase, cells in data.items()
+    ]
+    return HangMatrix(faults=faults, rows=rows)

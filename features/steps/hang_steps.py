@@ -1,0 +1,115 @@
+"""How long a request waits when the database goes silent, and what ends the wait."""
+
+import re
+
+import parse
+from behave import given, register_type, then
+from hamcrest import assert_that, equal_to, greater_than
+
+import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.conditions import is_known_condition
+from failspec.harness import hangs
+from failspec.harness.hangs import Cell, Hang
+from failspec.harness.network import PacketLoss
+
+
+def _one_of(values):
+    return "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
+
+
+@parse.with_pattern(_one_of(hangs.PHASES))
+def phase(text):
+    return text
+
+
+@parse.with_pattern(_one_of(hangs.FAULTS))
+def silence(text):
+    return text
+
+
+@parse.with_pattern(_one_of(hangs.BOUNDS))
+def bound(text):
+    return hangs.BOUNDS[text]
+
+
+@parse.with_pattern("fails|succeeds")
+def result(text):
+    return text
+
+
+@parse.with_pattern(r"[a-z][a-z_]*")
+def ended(text):
+    """How a request ended: "succeeded", or a condition name."""
+    if text != "succeeded" and not is_known_condition(text):
+        raise ValueError(f"{text!r} is neither 'succeeded' nor a condition name")
+    return text
+
+
+register_type(Phase=phase, Silence=silence, Bound=bound, Result=result, Ended=ended)
+
+
+@given(
+    "the application probes a quiet connection after {idle:d} second, then every {interval:d} second, giving up after {count:d} unanswered probe"
+)
+def step_keepalives(context, idle, interval, count):
+    context.app.connect_args.update(
+        keepalives=1, keepalives_idle=idle, keepalives_interval=interval, keepalives_count=count
+    )
+
+
+@given("{fault:Silence} during {phase:Phase}")
+def step_silence_during(context, fault, phase):
+    if fault == hangs.CUT and (reason := PacketLoss.unavailable()) is not None:
+        context.scenario.skip(f"a cut network needs real packet loss: {reason}")
+        return
+    context.hang = Hang(
+        context.app, context.workspace, context.network, context.server_faults,
+        phase=phase, fault=fault, timeout=context.settings.seconds(3),
+    )  # fmt: skip
+    context.workspace.harness_resources.append(context.hang.close)
+    context.hang.arm()
+
+
+@then("the payment {result:Result}, its wait ended by an answer at once: {ended:Ended}")
+def step_answered_at_once(context, result, ended):
+    cell = step_wait_ended_by(context, result, hangs.BOUNDS["an answer at once"])
+    assert_that(cell.outcome, equal_to(ended), "how the request ended")
+
+
+@then("the payment {result:Result}, its wait ended by {bound:Bound}")
+def step_wait_ended_by(context, result, bound):
+    hang, outcome = context.hang, context.outcome
+    hang.finish()
+    settings = hangs.Settings.of(context.app)
+    cell = Cell.measure(bound, settings, outcome.elapsed, hangs.outcome_of(outcome.error),
+                        scenario=str(context.scenario.location))  # fmt: skip
+    context.hang_matrix.record(hang.phase, hang.fault, cell)
+    assert_that("succeeds" if outcome.succeeded else "fails", equal_to(result), outcome.describe())
+    if bound.condition is not None:
+        assert_that(cell.outcome, equal_to(bound.condition), f"what {bound.words} fails with")
+    assert cell.within, f"{hang.phase}, {hang.fault}: {cell.describe()}"
+    return cell
+
+
+@then(
+    "the payment fails, unbounded by any client setting, its wait ended by the data layer's deadline"
+)
+def step_unbounded_but_deadline(context):
+    hang, outcome = context.hang, context.outcome
+    hang.finish()
+    settings = hangs.Settings.of(context.app)
+    deadline = hangs.BOUNDS["the data layer's deadline"]
+    cell = Cell.measure(
+        deadline, settings, outcome.elapsed, hangs.outcome_of(outcome.error), unbounded=True,
+        scenario=str(context.scenario.location),
+    )  # fmt: skip
+    context.hang_matrix.record(hang.phase, hang.fault, cell)
+    assert_that(cell.outcome, equal_to("deadline_exceeded"), outcome.describe())
+    assert cell.within, f"{hang.phase}, {hang.fault}: {cell.describe()}"
+    words, seconds = hangs.longest_client_bound(settings)
+    assert_that(
+        outcome.elapsed,
+        greater_than((1 + hangs.TOLERANCE) * seconds),
+        f"the wait (s), past the longest client bound, {words} ({seconds:.2f} s) and "
+        f"{hangs.TOLERANCE:.0%}: no client setting ended it",
+    )
