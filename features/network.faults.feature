@@ -7,10 +7,13 @@ Feature: The network to the database fails: a payment is recorded once or not at
   must always be "once" or "not at all", and the application must be told which, or be
   able to find out by the payment's reference.
   
-  Which setting protects which phase: connecting is bounded by the connect timeout; a
-  request already sent into a silent network, by how long the application lets the
-  network leave it unacknowledged (the TCP user timeout); the server's work on a
-  statement, by the statement timeout. The statement timeout counts from when the
+  Which setting protects which phase: opening a connection is bounded by the connect
+  timeout; a request sent into a network gone silent (no packet gets through, either way),
+  by how long the application lets the network leave it unacknowledged (the TCP user
+  timeout), which bounds only data left unacknowledged: a network that accepts but never
+  answers acknowledges everything, and there no client setting bounds a request in
+  flight (network.hangs.feature has every phase). The server's work on a statement is
+  bounded by the statement timeout. The statement timeout counts from when the
   server receives the statement until it has sent the reply: a slow network delays a
   small reply without counting against it, but a large reply that a slow reader cannot
   take in does count, because the server waits to send it.
