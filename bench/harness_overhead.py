@@ -43,11 +43,11 @@ import sqlalchemy as sa
 from behave.model_core import Status
 
 from failspec.harness import embedded, hooks, servers
-from failspec.harness.application import Application
-from failspec.harness.audit import Auditor
-from failspec.harness.metrics import Metrics
+from failspec.harness.guards.audit import Auditor
+from failspec.harness.guards.metrics import Metrics
+from failspec.harness.scenario.application import Application
+from failspec.harness.scenario.workspace import Run, Workspace
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run, Workspace
 from failspec.ledger import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS, Ledger, Payment
 
 #: after_scenario's phases as the hook names them (its ``_attempt`` calls), and ours.

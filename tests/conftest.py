@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from failspec.harness import servers
+from failspec.harness.scenario.workspace import Run
 from failspec.harness.servers import Server
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run
 
 
 @pytest.fixture(scope="session")

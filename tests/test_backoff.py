@@ -8,7 +8,7 @@ from fractions import Fraction
 
 import pytest
 
-from failspec.harness import backoff
+from failspec.harness.scenario import backoff
 
 LIMITS = {1: 0.02, 2: 0.04, 3: 0.08}
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness.books import ZERO, Account, Books, Fingerprint, read_books
-from failspec.harness.workspace import Run, Workspace
+from failspec.harness.guards.books import ZERO, Account, Books, Fingerprint, read_books
+from failspec.harness.scenario.workspace import Run, Workspace
 from failspec.ledger import Ledger, Payment, Transfer
 
 D = Decimal

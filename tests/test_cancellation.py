@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness.cancellation import (
+from failspec.harness.concurrency.cancellation import (
     Worker,
     WorkerFailed,
     cancel_as_administrator,
@@ -16,8 +16,8 @@ from failspec.harness.cancellation import (
     run_report,
     work_of,
 )
-from failspec.harness.concurrency import Interleaving
-from failspec.harness.workspace import Run, Workspace
+from failspec.harness.concurrency.interleaving import Interleaving
+from failspec.harness.scenario.workspace import Run, Workspace
 
 pytestmark = pytest.mark.server
 

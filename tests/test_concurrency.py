@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness.concurrency import Gate, Interleaving, Stuck
+from failspec.harness.concurrency.interleaving import Gate, Interleaving, Stuck
+from failspec.harness.scenario.workspace import Run, Workspace
 from failspec.harness.waiting import until
-from failspec.harness.workspace import Run, Workspace
 
 pytestmark = pytest.mark.server
 

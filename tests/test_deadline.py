@@ -12,10 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from failspec.conditions import condition_of
-from failspec.harness import network, waiting
-from failspec.harness.application import Application
+from failspec.harness import waiting
+from failspec.harness.faults import network
+from failspec.harness.scenario.application import Application
+from failspec.harness.scenario.workspace import Run, Workspace
 from failspec.harness.servers import Server
-from failspec.harness.workspace import Run, Workspace
 from failspec.ledger import deadline, is_transient
 
 

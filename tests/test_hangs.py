@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from failspec.harness import hangs
-from failspec.harness.hangs import BOUNDS, Cell, HangMatrix, Settings
+from failspec.harness.faults import hangs
+from failspec.harness.faults.hangs import BOUNDS, Cell, HangMatrix, Settings
 
 
 def settings(**changes: object) -> Settings:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from types import SimpleNamespace
 
-from failspec.harness import isolation
-from failspec.harness.isolation import History, Observation, judge
+from failspec.harness.concurrency import isolation
+from failspec.harness.concurrency.isolation import History, Observation, judge
 
 D = Decimal
 INITIAL = {"dave": D("10.00"), "erin": D("20.00")}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness.leaks import find_leaks
-from failspec.harness.workspace import Run
+from failspec.harness.guards.leaks import find_leaks
+from failspec.harness.scenario.workspace import Run
 
 pytestmark = pytest.mark.server
 

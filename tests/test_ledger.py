@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness import books
-from failspec.harness.workspace import Run
+from failspec.harness.guards import books
+from failspec.harness.scenario.workspace import Run
 from failspec.ledger import (
     SAMPLE_ACCOUNTS,
     SAMPLE_PAYMENTS,

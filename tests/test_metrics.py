@@ -12,15 +12,15 @@ import pytest
 import sqlalchemy as sa
 
 from failspec.harness import servers
-from failspec.harness.metrics import (
+from failspec.harness.guards.metrics import (
     DatabaseCounters,
     Metrics,
     ScenarioMetrics,
     database_counters,
 )
+from failspec.harness.scenario.workspace import Run, Workspace
 from failspec.harness.settings import Settings
 from failspec.harness.waiting import until
-from failspec.harness.workspace import Run, Workspace
 
 
 def _metrics() -> Metrics:

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from failspec.harness import embedded, hangs, packet_filter, servers, waiting
-from failspec.harness.network import PacketLoss
+from failspec.harness import embedded, servers, waiting
+from failspec.harness.faults import hangs, packet_filter
+from failspec.harness.faults.network import PacketLoss
 from failspec.harness.settings import Settings
 
 pytestmark = [
@@ -22,7 +23,7 @@ pytestmark = [
 
 HOLDER = """
 import sys
-from failspec.harness.network import PacketLoss
+from failspec.harness.faults.network import PacketLoss
 PacketLoss(int(sys.argv[1])).start()
 print("dropping", flush=True)
 sys.stdin.read()

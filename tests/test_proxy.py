@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import psycopg2
 import pytest
 
-from failspec.harness import network
-from failspec.harness.proxy import FaultProxy
+from failspec.harness.faults import network
+from failspec.harness.faults.proxy import FaultProxy
 from failspec.harness.servers import Server
 from failspec.harness.waiting import until
 

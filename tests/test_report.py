@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
-from failspec.harness import hangs, hooks, isolation
-from failspec.harness.metrics import Metrics, ScenarioMetrics
+from failspec.harness import hooks
+from failspec.harness.concurrency import isolation
+from failspec.harness.faults import hangs
+from failspec.harness.guards.metrics import Metrics, ScenarioMetrics
 from failspec.report import html, model
 from failspec.report.html import build_report
 from failspec.report.junit import write_setup_error
@@ -207,7 +209,8 @@ def harness_evidence(leaks: list[str], imbalances: list[str] = ()) -> dict[str, 
 
 
 def test_every_figure_the_harness_writes_has_words_in_the_report():
-    # A new or renamed field of failspec.harness.metrics must be named in failspec.report.html.
+    # A new or renamed field of failspec.harness.guards.metrics must be named in
+    # failspec.report.html.
     assert set(Metrics("embedded", "18.6").totals()) == set(html.TOTALS)
     fields = {f.name for f in dataclasses.fields(ScenarioMetrics)}
     assert fields == set(html.SCENARIO_LINE) | set(html.NOT_ON_SCENARIO_LINE)

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from failspec.harness import embedded, waiting
-from failspec.harness.network import PacketLoss
+from failspec.harness.faults.network import PacketLoss
 from failspec.report.html import build_report
 
 ROOT = Path(__file__).resolve().parent.parent

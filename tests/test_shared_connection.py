@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness.workspace import Run, SharedConnection
+from failspec.harness.scenario.workspace import Run, SharedConnection
 
 pytestmark = pytest.mark.server
 

@@ -24,13 +24,13 @@ import pytest
 import sqlalchemy as sa
 
 from failspec.harness import servers, waiting
-from failspec.harness.application import Application
-from failspec.harness.concurrency import Interleaving
+from failspec.harness.concurrency.interleaving import Interleaving
 from failspec.harness.errors import SetupError
-from failspec.harness.network import Network
+from failspec.harness.faults.network import Network
+from failspec.harness.scenario.application import Application
+from failspec.harness.scenario.workspace import Run
 from failspec.harness.servers import EmbeddedServer
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A password with every character a URL must encode, and an '@' above all.

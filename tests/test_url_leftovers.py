@@ -20,7 +20,7 @@ KILLED_RUN = """
 import os
 from failspec.harness import servers
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run
+from failspec.harness.scenario.workspace import Run
 run = Run(servers.start(Settings(backend="url", db_url=os.environ["FAILSPEC_TEST_URL"])))
 run.workspace("a scenario the run was killed in")
 print(run.id, flush=True)

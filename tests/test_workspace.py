@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness import books
-from failspec.harness.workspace import Run, application_name
+from failspec.harness.guards import books
+from failspec.harness.scenario.workspace import Run, application_name
 from failspec.ledger import Ledger
 
 pytestmark = pytest.mark.server

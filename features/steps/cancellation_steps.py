@@ -10,7 +10,7 @@ from behave import given, then, when
 from hamcrest import assert_that, equal_to, greater_than_or_equal_to, less_than_or_equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.cancellation import (
+from failspec.harness.concurrency.cancellation import (
     Worker,
     cancel_as_administrator,
     is_sleeping,

@@ -4,9 +4,9 @@ from behave import given, when
 from hamcrest import assert_that
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness import network
-from failspec.harness.application import OtherClients
+from failspec.harness.faults import network
 from failspec.harness.matchers import fails_with
+from failspec.harness.scenario.application import OtherClients
 
 PROBLEMS = {
     "a wrong password": {"password": "not-the-password"},

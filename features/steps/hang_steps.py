@@ -8,9 +8,9 @@ from hamcrest import assert_that, equal_to, greater_than
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.conditions import is_known_condition
-from failspec.harness import hangs
-from failspec.harness.hangs import Cell, Hang
-from failspec.harness.network import PacketLoss
+from failspec.harness.faults import hangs
+from failspec.harness.faults.hangs import Cell, Hang
+from failspec.harness.faults.network import PacketLoss
 
 
 def _one_of(values):

@@ -7,7 +7,7 @@ from behave import given, when
 from hamcrest import assert_that, equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.network import PacketLoss
+from failspec.harness.faults.network import PacketLoss
 from failspec.ledger import Payment
 
 #: Bytes of a reply that still get through before the connection is cut mid-result.

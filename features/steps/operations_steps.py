@@ -5,9 +5,10 @@ from hamcrest import assert_that, empty, equal_to, greater_than, has_length, les
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.conditions import condition_of
-from failspec.harness import backoff, faults
+from failspec.harness.faults import server as server_faults
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.harness.outcomes import Outcome, capture
+from failspec.harness.scenario import backoff
 from failspec.ledger import Payment, Transfer
 
 
@@ -99,17 +100,19 @@ def step_lose_reply(context):
     context.app.lose_reply_to_next_commit()
 
 
-FAILURES = {"a lost connection": faults.LOST_CONNECTION}
+FAILURES = {"a lost connection": server_faults.LOST_CONNECTION}
 
 
 @given("the next {times:d} attempts to record an operation fail with {failure}")
 def step_arm_failures(context, times, failure):
-    faults.arm_insert_failures(context.workspace, FAILURES.get(failure, failure), times)
+    server_faults.arm_insert_failures(context.workspace, FAILURES.get(failure, failure), times)
 
 
 @given("every attempt to record an operation fails with {failure}")
 def step_arm_every_failure(context, failure):
-    faults.arm_insert_failures(context.workspace, FAILURES.get(failure, failure), faults.EVERY_TIME)
+    server_faults.arm_insert_failures(
+        context.workspace, FAILURES.get(failure, failure), server_faults.EVERY_TIME
+    )
 
 
 @given("the application tries each operation up to {attempts:d} times")
@@ -167,7 +170,7 @@ def step_each_fails_after(context, condition, attempts):
 
 @then("the server was asked to record it {times:d} times")
 def step_server_attempts(context, times):
-    assert_that(faults.insert_attempts(context.workspace), equal_to(times), "inserts begun")
+    assert_that(server_faults.insert_attempts(context.workspace), equal_to(times), "inserts begun")
 
 
 def _waits_by_failure(context):

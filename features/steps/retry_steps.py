@@ -6,7 +6,7 @@ from behave import given
 from hamcrest import assert_that
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness import faults
+from failspec.harness.faults import server as server_faults
 from failspec.harness.matchers import succeeds
 from failspec.ledger import Ledger
 
@@ -22,7 +22,7 @@ def step_crash_until_second_wait(context):
         server.expect_refusal("connection_refused")
         server.restart()
 
-    faults.during_wait(context.app, 2, back_up)
+    server_faults.during_wait(context.app, 2, back_up)
 
 
 @given("another client is connected to the server")
@@ -56,7 +56,9 @@ def step_leave_and_restart(context):
     "only the first attempt to record an operation is slow, taking the server {seconds:Seconds} seconds"
 )
 def step_slow_first_attempt(context, seconds):
-    faults.arm_slow_inserts(context.workspace, seconds * context.settings.timeout_scale, times=1)
+    server_faults.arm_slow_inserts(
+        context.workspace, seconds * context.settings.timeout_scale, times=1
+    )
 
 
 @given("the server gives up any lock wait of the application after {seconds:Seconds} seconds")

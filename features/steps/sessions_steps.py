@@ -16,8 +16,8 @@ from hamcrest import (
 )
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.concurrency import Gate
-from failspec.harness.isolation import Observation, judge
+from failspec.harness.concurrency.interleaving import Gate
+from failspec.harness.concurrency.isolation import Observation, judge
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.ledger import Ledger, Payment, RetryPolicy, Transfer
 

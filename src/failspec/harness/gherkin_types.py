@@ -10,7 +10,7 @@ import parse
 from behave import register_type
 
 from failspec.conditions import is_known_condition
-from failspec.harness import isolation
+from failspec.harness.concurrency import isolation
 from failspec.ledger.mistakes import MISTAKES, Mistake
 
 

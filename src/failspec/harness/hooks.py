@@ -48,18 +48,18 @@ from sqlalchemy.engine import Connection
 
 from failspec.conditions import first_line
 from failspec.harness import servers, waiting
-from failspec.harness.application import Application
-from failspec.harness.audit import Auditor
-from failspec.harness.concurrency import Interleaving
+from failspec.harness.concurrency.interleaving import Interleaving
+from failspec.harness.concurrency.isolation import History, Matrix
 from failspec.harness.errors import SetupError
-from failspec.harness.faults import ServerFaults
-from failspec.harness.hangs import HangMatrix
-from failspec.harness.isolation import History, Matrix
-from failspec.harness.leaks import find_leaks
-from failspec.harness.metrics import Metrics, ScenarioMetrics, database_counters
-from failspec.harness.network import Network
+from failspec.harness.faults.hangs import HangMatrix
+from failspec.harness.faults.network import Network
+from failspec.harness.faults.server import ServerFaults
+from failspec.harness.guards.audit import Auditor
+from failspec.harness.guards.leaks import find_leaks
+from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
+from failspec.harness.scenario.application import Application
+from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace
 from failspec.harness.settings import Settings
-from failspec.harness.workspace import Run, SharedConnection, Workspace
 from failspec.ledger import Ledger
 from failspec.report import junit
 

@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from failspec.conditions import condition_of, first_line
-from failspec.harness import embedded, packet_filter, waiting
+from failspec.harness import embedded, waiting
 from failspec.harness.errors import SetupError
+from failspec.harness.faults import packet_filter
 from failspec.harness.settings import Settings, parse_db_url
 
 DIALECT = "postgresql+psycopg2"
@@ -445,7 +446,7 @@ class UrlServer(Server):
     backend = "url"
 
     def banner(self) -> str:
-        from failspec.harness.workspace import dead_runs_notice  # it builds on servers
+        from failspec.harness.scenario.workspace import dead_runs_notice  # it builds on servers
 
         return super().banner() + dead_runs_notice(self)
 

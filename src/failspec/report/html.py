@@ -3,7 +3,7 @@
 The page opens from disk with no network: inline CSS, no script. Sections whose input
 file a run did not write (isolation matrix, metrics, evidence) are left out.
 
-The figures come from reports/metrics.json (failspec.harness.metrics.Metrics.as_json).
+The figures come from reports/metrics.json (failspec.harness.guards.metrics.Metrics.as_json).
 Each figure the harness writes is named here in plain words, once: a field the harness
 adds or renames shows up in tests/test_report.py, not as a raw key on the page.
 """

@@ -185,7 +185,9 @@ class HangMatrix:
 class Run:
     features: list[Feature]
     setup_error: str | None = None
-    summary: dict[str, Any] | None = None  # metrics.json "run" (see failspec.harness.metrics)
+    summary: dict[str, Any] | None = (
+        None  # metrics.json "run" (see failspec.harness.guards.metrics)
+    )
     matrix: Matrix | None = None
     hangs: HangMatrix | None = None
     stopped: dict[str, Any] | None = None  # stopped-early.json, when the run stopped early

@@ -20,9 +20,9 @@ from sqlalchemy.orm import Session
 
 from failspec.conditions import NamedFailure
 from failspec.harness.outcomes import Outcome, capture
-from failspec.harness.sessions import DbSession, Sessions
+from failspec.harness.scenario.sessions import DbSession, Sessions
+from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import until
-from failspec.harness.workspace import Workspace
 from failspec.ledger import Ledger, RetryPolicy, deadline, is_transient
 
 #: Pool options that size one pool; other instances of the application size their own.

@@ -27,8 +27,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
 from failspec.harness.outcomes import Outcome, capture
+from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import WaitTimeout, until
-from failspec.harness.workspace import Workspace
 
 #: Where SQLAlchemy's QueuePool waits for a connection to be given back.
 _POOL_QUEUE = os.path.join("sqlalchemy", "util", "queue.py")

@@ -1,7 +1,7 @@
 """The packet-filter (iptables) rules the suite adds, and removing those of runs that died.
 
 The one fault no userland proxy can inflict, packet loss, is an iptables rule on ``lo``
-(``failspec.harness.network.PacketLoss``). Each rule carries a comment naming the process
+(``failspec.harness.faults.network.PacketLoss``). Each rule carries a comment naming the process
 that added it (``failspec-packet-loss:<pid>``). A run that is killed cannot remove its
 rule, and a rule left in place silently drops every packet to its port, for whatever
 listens there later; so every run, whatever its backend, removes at its start the rules

@@ -4,7 +4,7 @@ What the server shows of a session's work (one row of ``pg_stat_activity`` and i
 ungranted ``pg_locks``), an administrator's cancel (``pg_cancel_backend``), and a worker
 process of the application that a scenario kills while the server runs its statement.
 The application's own cancel (the driver's cancel request) is
-:meth:`failspec.harness.concurrency.ConcurrentSession.cancel`.
+:meth:`failspec.harness.concurrency.interleaving.ConcurrentSession.cancel`.
 
 Expected outcomes, from PostgreSQL's documentation:
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import until
-from failspec.harness.workspace import Workspace
 
 #: What pg_stat_activity shows a server process waiting on inside ``pg_sleep`` (the
 #: stand-in for a heavy report or a slow write): wait event type Timeout, event PgSleep.

@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from failspec.harness.concurrency import ConcurrentSession, Interleaving
+from failspec.harness.concurrency.interleaving import ConcurrentSession, Interleaving
 
 LEVELS = ("read committed", "repeatable read", "serializable")
 ALLOWED, PREVENTED = "allowed", "prevented"

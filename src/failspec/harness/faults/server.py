@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 
 from failspec.harness import waiting
+from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.servers import Server
-from failspec.harness.workspace import Workspace
 
 if TYPE_CHECKING:
-    from failspec.harness.application import Application
+    from failspec.harness.scenario.application import Application
 
 #: Faults that nothing else bounds (a paused server, packet loss, a silent proxy) heal
 #: themselves after this long (s), so a regression fails its scenario instead of hanging.

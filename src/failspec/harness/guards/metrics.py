@@ -7,7 +7,7 @@ Per scenario:
   connections closed, the integrity and leak guards);
 * ``peak_connections``: the most server connections the scenario's engines held at once;
 * ``commits`` / ``rollbacks`` / ``commits_unknown``: how the server ended the scenario's
-  own transactions (``failspec.harness.workspace.Workspace._count``): committed; rolled
+  own transactions (``failspec.harness.scenario.workspace.Workspace._count``): committed; rolled
   back (a ROLLBACK, a COMMIT of a failed transaction, which the server answers with
   ROLLBACK, or a COMMIT it refused, e.g. with ``serialization_failure``); or a COMMIT
   whose reply never came (the connection was lost), whose outcome is not known;

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from hamcrest import assert_that, equal_to
 from sqlalchemy.engine import Connection
 
-from failspec.harness.books import ZERO, Books, Fingerprint, read_books
-from failspec.harness.workspace import Workspace
+from failspec.harness.guards.books import ZERO, Books, Fingerprint, read_books
+from failspec.harness.scenario.workspace import Workspace
 from failspec.ledger import Ledger, Payment
 
 

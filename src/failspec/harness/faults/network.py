@@ -1,7 +1,7 @@
 """The network between the application and the server, and how it fails.
 
 * ``DeadAddress``: a port on 127.0.0.1 where nobody listens, or nobody answers.
-* ``Network``: a scenario's fault proxy (``failspec.harness.proxy``) in front of the server.
+* ``Network``: a scenario's fault proxy (``failspec.harness.faults.proxy``) in front of the server.
 * ``PacketLoss``: a network partition on one loopback port, both directions (root and
   iptables only).
 """
@@ -17,9 +17,9 @@ import threading
 from sqlalchemy.engine import URL
 
 from failspec.harness import waiting
-from failspec.harness.faults import HEAL_AFTER
-from failspec.harness.packet_filter import COMMENT, iptables, reap_stale_rules
-from failspec.harness.proxy import FaultProxy
+from failspec.harness.faults.packet_filter import COMMENT, iptables, reap_stale_rules
+from failspec.harness.faults.proxy import FaultProxy
+from failspec.harness.faults.server import HEAL_AFTER
 from failspec.harness.servers import Server
 
 

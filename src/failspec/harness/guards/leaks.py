@@ -20,8 +20,8 @@ import contextlib
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import WaitTimeout, until
-from failspec.harness.workspace import Workspace
 
 #: How often the guard looks whether the closed connections' server processes have gone
 #: (s). They usually go within 1 ms of the close (median 0.9 ms, p90 2.6 ms measured on

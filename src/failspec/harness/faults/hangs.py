@@ -53,13 +53,13 @@ import sqlalchemy as sa
 
 from failspec.conditions import condition_of, first_line
 from failspec.harness import waiting
-from failspec.harness.faults import arm_slow_inserts
+from failspec.harness.faults.server import arm_slow_inserts
 
 if TYPE_CHECKING:
-    from failspec.harness.application import Application
-    from failspec.harness.faults import ServerFaults
-    from failspec.harness.network import Network
-    from failspec.harness.workspace import Workspace
+    from failspec.harness.faults.network import Network
+    from failspec.harness.faults.server import ServerFaults
+    from failspec.harness.scenario.application import Application
+    from failspec.harness.scenario.workspace import Workspace
 
 #: The phases, in the matrix's row order.
 OPENING = "the opening of a connection"
@@ -350,7 +350,7 @@ class Hang:
         timeout: float,
     ) -> None:
         if phase not in PHASES or fault not in FAULTS:
-            raise ValueError(f"no cell {phase!r} x {fault!r}: see failspec.harness.hangs")
+            raise ValueError(f"no cell {phase!r} x {fault!r}: see failspec.harness.faults.hangs")
         self.app, self.workspace, self.network = app, workspace, network
         self.server_faults = server_faults
         self.phase, self.fault = phase, fault
