@@ -170,7 +170,7 @@ def test_the_application_sets_its_deadline_before_first_use_and_unregisters_it_o
     app.request_deadline = 1.5
     assert app.ledger.deadline == 1.5
     assert deadline.installed()
-    with pytest.raises(RuntimeError, match="before the application's first use"):
+    with pytest.raises(RuntimeError, match="request deadline is chosen before its first use"):
         app.request_deadline = 2
     app.close()
     assert not deadline.installed()

@@ -3,6 +3,12 @@
 The pool is built on first use, so a scenario's Given-steps can first say what kind
 of pool the application uses. Setup work (installing and seeding the ledger) goes
 through the auditor's connection, so the application's pool starts each scenario empty.
+
+The settings the engine is built from (:data:`FROZEN_AFTER_USE`: where it connects, the
+connect timeout, the libpq connection arguments, the server settings, the pool's options,
+the request deadline) are gathered until then and frozen from then on: a change after
+the first use would be silently ignored by the engine, so it raises
+:class:`SettingsFrozen` instead, naming the setting.
 """
 
 from __future__ import annotations
@@ -27,6 +33,44 @@ from failspec.ledger import Ledger, RetryPolicy, deadline, is_transient
 
 #: Pool options that size one pool; other instances of the application size their own.
 POOL_SIZING = ("pool_size", "max_overflow", "pool_timeout")
+#: The application's attributes its engine is built from, frozen once it is: their names
+#: in a message.
+FROZEN_AFTER_USE = {
+    "url": "address (url)",
+    "connect_timeout": "connect timeout",
+    "connect_args": "connection arguments",
+    "server_settings": "server settings",
+    "pool_options": "pool options",
+}
+
+
+class SettingsFrozen(RuntimeError):
+    """A setting of the application changed after its engine was built from it (the
+    engine would never see the change)."""
+
+    def __init__(self, setting: str) -> None:
+        super().__init__(
+            f"the application's {setting} is chosen before its first use: its engine was "
+            f"already built, and would ignore the change (state it before the first step "
+            f"that uses the application)"
+        )
+        self.setting = setting
+
+
+class FrozenAfterUse(dict[str, Any]):
+    """A dict of settings that refuses every change (:class:`SettingsFrozen`)."""
+
+    def __init__(self, setting: str, items: dict[str, Any]) -> None:
+        super().__init__(items)
+        self.setting = setting
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        first = args[0] if args else {}
+        keys = [first] if isinstance(first, str) else [*dict(first or {}), *kwargs]
+        raise SettingsFrozen(f"{self.setting} ({', '.join(keys)})" if keys else self.setting)
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    update = pop = popitem = clear = setdefault = _refuse
 
 
 class ApplicationError(NamedFailure):
@@ -101,10 +145,15 @@ class Application:
     @request_deadline.setter
     def request_deadline(self, seconds: float | None) -> None:
         if self._engine is not None:
-            raise RuntimeError("the request deadline is chosen before the application's first use")
+            raise SettingsFrozen("request deadline")
         if seconds is not None and seconds <= 0:
             raise ValueError(f"a request deadline is a positive number of seconds, not {seconds}")
         self._request_deadline = seconds
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in FROZEN_AFTER_USE and getattr(self, "_engine", None) is not None:
+            raise SettingsFrozen(FROZEN_AFTER_USE[name])
+        super().__setattr__(name, value)
 
     def _judge(self, error: BaseException) -> bool:
         """The retry's judgement (``is_transient``), recording the failure it judged."""
@@ -120,7 +169,7 @@ class Application:
 
     def use_pool(self, **options: Any) -> None:
         if self._engine is not None:
-            raise RuntimeError("the application's pool is chosen before its first use")
+            raise SettingsFrozen(f"pool ({', '.join(options)})")
         self.pool_options.update(options)
 
     @property
@@ -137,6 +186,9 @@ class Application:
                 connect_args={**connect_args, **self._bounded_connect_args()},
                 **self.pool_options,
             )  # fmt: skip
+            for name in ("connect_args", "server_settings", "pool_options"):
+                frozen = FrozenAfterUse(FROZEN_AFTER_USE[name], getattr(self, name))
+                object.__setattr__(self, name, frozen)
             log = self.pool_log.append
             sa.event.listen(self._engine, "checkout", lambda c, *_: log(("handed out", c, None)))
             sa.event.listen(self._engine, "reset", lambda c, *_: log(("given back", c, None)))
