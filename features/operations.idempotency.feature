@@ -39,12 +39,13 @@ Feature: Repeating an operation never applies it twice
       Then it succeeds, reporting the operation as already applied
       And the balance of dave is 40.00
 
-    @changes-ledger
+    @network @changes-ledger
     Scenario: A payment whose reply was lost is applied once when the client sends it again
       Given the application does not retry
-      And the reply to the next commit will be lost
+      And the network will lose the reply to the next commit
       And the application has tried to pay 40.00 to dave with reference ref-503 and lost the reply
-      When the application pays 40.00 to dave with reference ref-503
+      When the network recovers
+      And the application pays 40.00 to dave with reference ref-503
       Then it succeeds, reporting the operation as already applied
       And the balance of dave is 40.00
       And exactly one operation has the reference ref-503

@@ -78,4 +78,4 @@ def test_what_is_not_a_setting_stays_free_after_first_use(app: Application) -> N
     app.engine  # noqa: B018
     app.during_next_wait = lambda: None
     app.last_backend_pid = 1
-    app.interruptions["before commit"] = lambda conn: None
+    app.at_next_commit.append(lambda conn: None)

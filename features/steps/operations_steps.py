@@ -95,11 +95,6 @@ def step_lose_between_legs(context):
     context.app.lose_connection_between_transfer_legs()
 
 
-@given("the reply to the next commit will be lost")
-def step_lose_reply(context):
-    context.app.lose_reply_to_next_commit()
-
-
 FAILURES = {"a lost connection": server_faults.LOST_CONNECTION}
 
 

@@ -16,13 +16,12 @@ from hamcrest import (
 )
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.concurrency.interleaving import Gate
+from failspec.harness.concurrency.interleaving import BEFORE_COMMIT, Gate
 from failspec.harness.concurrency.isolation import Observation, judge
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.ledger import Ledger, Payment, RetryPolicy, Transfer
 
 BETWEEN_LEGS = "between transfer legs"
-BEFORE_COMMIT = "before commit"
 BEFORE_RETRY = "before retrying"
 #: A held session may wait several steps (each up to the session deadline) to go on.
 GATE_HOLD = 5
@@ -230,7 +229,7 @@ def _session_ledger(context, name):
     )
     lock_in_order = getattr(context, "lock_in_order", None)
     ledger = context.app.ledger_for(session.engine, retry, lock_in_order=lock_in_order)
-    ledger.interruptions = dict(session.gates)
+    ledger.between_legs = session.gates.get(BETWEEN_LEGS)  # before commit: the session's own
     return ledger
 
 

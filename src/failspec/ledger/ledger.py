@@ -96,8 +96,9 @@ _LOCK_BOTH = sa.text(
 _BY_REFERENCE = sa.text(
     "SELECT id, kind, account, counterparty, amount FROM transactions WHERE client_ref = :r"
 )
-#: A point inside an operation where a scenario may interrupt it (see Ledger.interrupt).
-Interruption = Callable[[Connection | None], None]
+#: What runs between a transfer's two legs (see Ledger.between_legs): given the
+#: transfer's connection, inside its transaction.
+BetweenLegs = Callable[[Connection], None]
 
 
 class Ledger:
@@ -112,11 +113,13 @@ class Ledger:
         #: Two transfers in opposite directions then queue instead of deadlocking;
         #: without it each locks its source first, and they can deadlock.
         self.lock_in_order = lock_in_order
-        #: Named points inside operations where a scenario interrupts the work, as a
-        #: real failure would: "between transfer legs" (after the debit, before the
-        #: credit), "before commit" (the work is done, COMMIT not yet sent) and "after
-        #: commit" (the commit happened; its reply never arrives).
-        self.interruptions: dict[str, Interruption] = {}
+        #: The one point inside an operation the ledger offers a caller: run between a
+        #: transfer's debit and its credit, on the transfer's connection and in its
+        #: transaction (None: nothing). A scenario pauses a transfer there, or has the
+        #: server end its connection, to show that half a transfer is never kept. Every
+        #: other fault comes from outside the data layer: the engine's events (before
+        #: COMMIT is sent), the network (a reply lost), the server itself.
+        self.between_legs: BetweenLegs | None = None
         #: The request deadline (s) of each attempt of ``pay`` and ``transfer``, from taking
         #: a connection to COMMIT's reply; None: unbounded. It holds on an engine whose
         #: connections honour it (``deadline.connect_args()``, ``deadline.install()``).
@@ -164,7 +167,8 @@ class Ledger:
             conn.execute(_LOCK_BOTH, {"a": transfer.source, "b": transfer.target}).all()
         if conn.execute(_DEBIT, {**amounts, "name": transfer.source}).rowcount != 1:
             raise UnknownAccount(f"no account {transfer.source!r} to debit")
-        self._interrupt("between transfer legs", conn)
+        if self.between_legs is not None:
+            self.between_legs(conn)
         if conn.execute(_CREDIT, {**amounts, "name": transfer.target}).rowcount != 1:
             raise UnknownAccount(f"no account {transfer.target!r} to credit")
         return conn.execute(
@@ -247,7 +251,6 @@ class Ledger:
                     if earlier is not None:
                         return earlier
                     row_id = work(conn)
-                    self._interrupt("before commit", conn)
             except sa.exc.IntegrityError as error:
                 if _constraint(error) != REFERENCE_CONSTRAINT:
                     raise
@@ -257,7 +260,6 @@ class Ledger:
                 if earlier is None:
                     raise
                 return earlier
-            self._interrupt("after commit", None)
             return Receipt(reference, row_id, already_applied=False, attempts=number)
 
         return self.retry.run(self._bounded(attempt))
@@ -285,11 +287,6 @@ class Ledger:
                 f"reference {reference!r} already names another operation: {tuple(row[1:])}"
             )
         return Receipt(reference, row[0], already_applied=True, attempts=attempt)
-
-    def _interrupt(self, point: str, conn: Connection | None) -> None:
-        interruption = self.interruptions.get(point)
-        if interruption is not None:
-            interruption(conn)
 
     # -- batches -----------------------------------------------------------------------
 

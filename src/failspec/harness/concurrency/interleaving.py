@@ -61,6 +61,10 @@ class Action:
         return self.future.result()
 
 
+#: The gate a session stops at just before it sends COMMIT (SQLAlchemy's "commit" event).
+BEFORE_COMMIT = "before commit"
+
+
 class Gate:
     """A point inside an operation where a session stops until the scenario says go."""
 
@@ -147,7 +151,15 @@ class ConcurrentSession:
                 connect_args={"options": f"{base} {options}".strip()},
             )  # fmt: skip
             event.listen(self._engine, "checkout", self._checked_out)
+            event.listen(self._engine, "commit", self._before_commit)
         return self._engine
+
+    def _before_commit(self, conn: Connection) -> None:
+        """SQLAlchemy's "commit" engine event, just before COMMIT is sent: the session
+        stops at its :data:`BEFORE_COMMIT` gate, if one is set."""
+        gate = self.gates.get(BEFORE_COMMIT)
+        if gate is not None:
+            gate(conn)
 
     def _checked_out(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
         self.pid = dbapi_conn.get_backend_pid()

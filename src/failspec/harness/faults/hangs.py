@@ -380,7 +380,7 @@ class Hang:
         elif phase == OPENING:
             self._inflict(None)
         elif phase == COMMIT:
-            self.app.interruptions["before commit"] = self._before_commit
+            self.app.at_next_commit.append(self._before_commit)
         elif phase == STATEMENT:
             arm_slow_inserts(self.workspace, SLOW_STATEMENT)
             self._watch("Timeout", "PgSleep")
@@ -388,11 +388,8 @@ class Hang:
             self._hold_lock(self.account)
             self._watch("Lock", None)
 
-    def _before_commit(self, conn: sa.Connection | None) -> None:
-        del self.app.interruptions["before commit"]  # once
-        assert conn is not None
-        self._commit_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        self._inflict(self._commit_pid)
+    def _before_commit(self, conn: sa.Connection) -> None:
+        self._inflict(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
 
     def _hold_lock(self, account: str) -> None:
         engine = self.workspace.engine(label="another client", poolclass=sa.pool.NullPool)

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg2
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
@@ -115,8 +114,11 @@ class Application:
         self.retry = RetryPolicy(sleep=self._wait, rng=random.Random(20261125))
         #: What happens (once) while the ledger waits to retry, e.g. the server restarts.
         self.during_next_wait: Callable[[], None] | None = None
-        #: Interruptions armed for the ledger's next operation (see Ledger.interruptions).
-        self.interruptions: dict[str, Any] = {}
+        #: What happens at the next COMMIT the application sends, just before it goes out
+        #: (SQLAlchemy's "commit" engine event), each once, in order; and at the next
+        #: transfer's point between its legs (the ledger's one hook, Ledger.between_legs).
+        self.at_next_commit: list[Callable[[Connection], None]] = []
+        self.between_next_legs: list[Callable[[Connection], None]] = []
         #: Each failure the ledger's retry judged, in order: what the attempts met.
         self.judged: list[BaseException] = []
         self.retry.transient = self._judge
@@ -189,6 +191,7 @@ class Application:
             for name in ("connect_args", "server_settings", "pool_options"):
                 frozen = FrozenAfterUse(FROZEN_AFTER_USE[name], getattr(self, name))
                 object.__setattr__(self, name, frozen)
+            sa.event.listen(self._engine, "commit", self._before_commit)
             log = self.pool_log.append
             sa.event.listen(self._engine, "checkout", lambda c, *_: log(("handed out", c, None)))
             sa.event.listen(self._engine, "reset", lambda c, *_: log(("given back", c, None)))
@@ -231,7 +234,7 @@ class Application:
         """The ledger on the application's own pool, with its retry policy and the faults
         armed for its next operation."""
         ledger = self.ledger_for(self.engine, self.retry)
-        ledger.interruptions = self.interruptions
+        ledger.between_legs = self._between_legs
         ledger.deadline = self._request_deadline
         return ledger
 
@@ -254,40 +257,27 @@ class Application:
     # -- faults inside the ledger's operations ------------------------------------------
 
     def before_next_commit(self, fault: Callable[[], None]) -> None:
-        """Inflict ``fault`` once, when the next operation has done its work and is about
-        to send COMMIT."""
+        """Inflict ``fault`` once, when the application's next COMMIT is about to be sent
+        (the work is done; SQLAlchemy's "commit" engine event)."""
+        self.at_next_commit.append(lambda conn: fault())
 
-        def once(conn: Connection | None) -> None:
-            del self.interruptions["before commit"]
-            fault()
+    def _before_commit(self, conn: Connection) -> None:
+        if self.at_next_commit:
+            self.at_next_commit.pop(0)(conn)
 
-        self.interruptions["before commit"] = once
+    def _between_legs(self, conn: Connection) -> None:
+        if self.between_next_legs:
+            self.between_next_legs.pop(0)(conn)
 
     def lose_connection_between_transfer_legs(self) -> None:
         """The next transfer's connection is ended by the server after its debit leg."""
 
-        def end_it(conn: Connection | None) -> None:
-            del self.interruptions["between transfer legs"]  # once
-            assert conn is not None
+        def end_it(conn: Connection) -> None:
             pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
             assert self.workspace.terminate(pid)
             self.ended_pid = pid
 
-        self.interruptions["between transfer legs"] = end_it
-
-    def lose_reply_to_next_commit(self) -> None:
-        """The next operation commits, but the reply never reaches the application: it sees
-        the error a connection lost during COMMIT gives."""
-
-        def lose_it(conn: Connection | None) -> None:
-            del self.interruptions["after commit"]  # once
-            raise sa.exc.OperationalError(
-                "COMMIT", None,
-                psycopg2.OperationalError("server closed the connection unexpectedly"),
-                connection_invalidated=True,
-            )  # fmt: skip
-
-        self.interruptions["after commit"] = lose_it
+        self.between_next_legs.append(end_it)
 
     # -- the ORM ---------------------------------------------------------------------
 
