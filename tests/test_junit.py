@@ -1,4 +1,5 @@
-"""The JUnit reports as CI reads them, checked by a real consumer (junitparser)."""
+"""The JUnit reports as CI reads them, checked by a real consumer (junitparser), and the
+closing line (rendered from the run's record, run.json) saying what they say."""
 
 from __future__ import annotations
 
@@ -36,16 +37,18 @@ def suites(directory: Path) -> list[TestSuite]:
     ]
 
 
-def junit_summary(directory: Path) -> str:
+def closing_line(reports: Path) -> str:
+    """The closing line ./run-spec prints, from ``reports``/run.json."""
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "junit_summary.py"), str(directory)],
+        [sys.executable, "-m", "failspec.report.closing", str(reports)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     return done.stdout.strip()
 
 
-def test_junit_counts_agree_with_behaves_summary_line(tmp_path):
-    done = behave(str(REPORT_FIXTURE), "-f", "plain", "--junit-directory", str(tmp_path))
+def test_junit_counts_agree_with_behaves_summary_line_and_the_closing_line(tmp_path):
+    junit = tmp_path / "junit"
+    done = behave(str(REPORT_FIXTURE), "-f", "plain", "--junit-directory", str(junit))
     assert done.returncode == 1, done.stdout + done.stderr
     said = SUMMARY.search(done.stdout + done.stderr)
     assert said, done.stdout + done.stderr
@@ -53,7 +56,7 @@ def test_junit_counts_agree_with_behaves_summary_line(tmp_path):
     assert expected == {"passed": 3, "failed": 1, "error": 1, "skipped": 1}  # the fixture's mix
 
     read = Counter()
-    for suite in suites(tmp_path):
+    for suite in suites(junit):
         read.update(tests=suite.tests, failed=suite.failures, error=suite.errors,
                     skipped=suite.skipped)  # fmt: skip
         for case in suite:  # and each testcase says the same as its suite's counts
@@ -61,7 +64,7 @@ def test_junit_counts_agree_with_behaves_summary_line(tmp_path):
     read["passed"] = read["tests"] - read["failed"] - read["error"] - read["skipped"]
     assert {key: read[key] for key in expected} == expected
     assert [read[f"{kind} testcases"] for kind in ("Failure", "Error", "Skipped")] == [1, 1, 1]
-    assert junit_summary(tmp_path) == "behave: 3 passed, 2 failed, 1 skipped"
+    assert closing_line(tmp_path) == "behave: 3 passed, 2 failed, 1 skipped"
 
 
 def test_testcase_names_of_the_specification_are_unique_across_its_rules(tmp_path):
@@ -76,14 +79,15 @@ def test_testcase_names_of_the_specification_are_unique_across_its_rules(tmp_pat
 
 
 def test_a_run_that_cannot_start_is_one_error_testcase_in_junit(tmp_path):
-    done = behave(str(HOOKS_FIXTURE), "-D", "backend=oracle", "--junit-directory", str(tmp_path))
+    junit = tmp_path / "junit"
+    done = behave(str(HOOKS_FIXTURE), "-D", "backend=oracle", "--junit-directory", str(junit))
     assert done.returncode == 2
-    assert [p.name for p in tmp_path.iterdir()] == [SETUP_REPORT]
+    assert [p.name for p in junit.iterdir()] == [SETUP_REPORT]
 
-    [suite] = suites(tmp_path)
+    [suite] = suites(junit)
     assert (suite.tests, suite.errors, suite.failures, suite.skipped) == (1, 1, 0, 0)
     [case] = suite
     [error] = case.result
     assert isinstance(error, Error) and not isinstance(error, (Failure, Skipped))
     assert error.message.startswith("unknown backend 'oracle': use one of auto, docker")
-    assert junit_summary(tmp_path) == "behave: 0 passed, 1 failed, 0 skipped"
+    assert closing_line(tmp_path) == "behave: 0 passed, 1 failed, 0 skipped"

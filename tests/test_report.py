@@ -1,4 +1,5 @@
-"""The report's reading of a run: Rules, statuses, why a scenario failed, a run that never ran."""
+"""The report's reading of a run, from its one record (reports/run.json): Rules, statuses,
+why a scenario failed, a run that never ran."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ from failspec.harness import hooks
 from failspec.harness.concurrency import isolation
 from failspec.harness.faults import hangs
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics
-from failspec.report import html, model
+from failspec.report import html, model, record
+from failspec.report.closing import closing_line
 from failspec.report.html import build_report
-from failspec.report.junit import write_setup_error
 from failspec.report.model import Run, first_meaningful_line, load_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +32,8 @@ LOST_CONNECTION = "tests/fixtures/report/features/payments.lost-connection.featu
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real behave run of the report fixture, as ./run-spec runs it, plus the sample files."""
+    """A real behave run of the report fixture, as ./run-spec runs it: its environment
+    writes run.json as the harness does, with the sample files as the harness's parts."""
     directory = tmp_path_factory.mktemp("reports")
     subprocess.run(
         [sys.executable, "-m", "behave", str(FIXTURE / "features"), "--show-skipped",
@@ -39,14 +41,20 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--junit-directory", str(directory / "junit")],
         cwd=ROOT, capture_output=True, timeout=120,
     )  # fmt: skip
-    for sample in (FIXTURE / "reports").glob("*.json"):
-        shutil.copy(sample, directory)
     return directory
 
 
 @pytest.fixture(scope="module")
 def run(reports: Path) -> Run:
-    return load_run(reports, ROOT)
+    return load_run(reports)
+
+
+def read_record(reports: Path) -> dict[str, Any]:
+    return json.loads((reports / record.RUN_RECORD).read_text(encoding="utf-8"))
+
+
+def write_record(reports: Path, run_record: dict[str, Any]) -> None:
+    record.write(reports, run_record)
 
 
 def report_command(reports: Path) -> subprocess.CompletedProcess[str]:
@@ -145,20 +153,77 @@ def test_the_report_command_writes_the_page_and_says_where(reports):
 
 def test_a_run_that_could_not_start_gets_a_report_that_says_why(tmp_path):
     (tmp_path / "behave.json").write_text("")  # behave opened it, then the run ended at once
-    write_setup_error(tmp_path / "junit", "unknown backend 'oracle'")
+    record.write_setup_error(tmp_path, "unknown backend 'oracle'")  # as hooks.abort_setup
     done = report_command(tmp_path)
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "The run could not start: unknown backend &#39;oracle&#39;" in page
+    assert closing_line(read_record(tmp_path)) == "behave: 0 passed, 1 failed, 0 skipped"
 
 
-def test_without_behaves_json_the_report_command_fails_in_one_line(tmp_path):
+def test_without_a_run_record_the_report_command_fails_in_one_line(tmp_path):
     done = report_command(tmp_path)
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
-        f"report: cannot build: {tmp_path / 'behave.json'} is missing: "
-        f"run behave with -f json -o {tmp_path / 'behave.json'}"
+        f"report: cannot build: {tmp_path / 'run.json'} is missing: "
+        "the run ended before the harness wrote it"
     ]
+
+
+def test_the_report_needs_nothing_but_the_run_record(reports, tmp_path):
+    # Every other file the run wrote is deleted, the feature files are out of reach (the
+    # report runs elsewhere): the page is the one built beside all of them.
+    beside = report_command(reports)
+    assert beside.returncode == 0, beside.stderr
+    alone = tmp_path / "elsewhere" / "reports"
+    alone.mkdir(parents=True)
+    shutil.copy(reports / record.RUN_RECORD, alone)
+    done = subprocess.run(
+        [sys.executable, "-m", "failspec.report", str(alone)],
+        cwd=tmp_path / "elsewhere", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in alone.iterdir()) == ["report.html", "run.json"]
+    page = (alone / "report.html").read_text(encoding="utf-8")
+    assert page == (reports / "report.html").read_text(encoding="utf-8")
+    # … and it is the whole run: Rules, a failure's reason, evidence, skip reason, figures.
+    assert "A payment whose reply was lost is applied once when it is repeated" in page
+    assert "Expected: 40.00 paid to dave once but: was &lt;2&gt;" in page
+    assert "What session T1 did" in page
+    assert "Skipped: this run&#39;s server offers no server control, so it cannot crash." in page
+    assert '<table class="matrix">' in page and '<table class="totals">' in page
+
+
+def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports):
+    written = read_record(reports)
+    assert set(written) == {
+        "format", "server", "setup_error", "stopped", "outcomes", "features",
+        "isolation_matrix", "hang_matrix", "metrics",
+    }  # fmt: skip
+    assert written["outcomes"] == record.outcomes(written)
+    assert written["outcomes"]["scenarios"] == {
+        "passed": 3, "failed": 2, "skipped": 1, "not_finished": 0, "not_run": 0,
+    }  # fmt: skip
+    assert written["outcomes"]["guarantees"] == {"holds": 1, "fails": 2, "unchecked": 0}
+    assert written["server"] == {"backend": "embedded", "version": "18.6"}
+    assert closing_line(written) == "behave: 3 passed, 2 failed, 1 skipped"
+    scenarios = {s["location"]: s for s in record.scenarios(written)}
+    assert scenarios[f"{LOST_CONNECTION}:11"]["tags"] == ["server-control"]
+    repeated = scenarios[f"{LOST_CONNECTION}:23"]
+    assert isinstance(repeated["duration_s"], float)
+    [broken] = [step for step in repeated["steps"] if step["status"] == "failed"]
+    assert broken["text"] == "dave has been paid 40.00 once"
+    assert "Expected: 40.00 paid to dave once" in broken["error"]
+    assert repeated["metrics"]["location"] == repeated["location"]  # the harness's figures
+    assert set(repeated["evidence"]["transcripts"]) == {"T1", "T2"}
+
+
+def test_the_closing_line_of_a_run_that_stopped_early_names_what_it_did_not_finish():
+    counts = {"passed": 35, "failed": 1, "skipped": 0, "not_finished": 1, "not_run": 106}
+    stopped = {"outcomes": {"scenarios": counts}, "setup_error": None}
+    assert closing_line(stopped) == (
+        "behave: 35 passed, 1 failed, 0 skipped, 1 not finished, 106 not run"
+    )
 
 
 # -- the files the harness writes ---------------------------------------------------------
@@ -240,11 +305,9 @@ def test_the_sample_files_have_the_shapes_the_harness_writes():
 
 @pytest.fixture(scope="module")
 def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The fixture run's report, from metrics, evidence and matrix the harness's code wrote."""
+    """The fixture run's report, from a run record holding the metrics, evidence and
+    matrices the harness's code made, put in as the harness puts them."""
     directory = tmp_path_factory.mktemp("harness-reports")
-    shutil.copy(reports / "behave.json", directory)
-    shutil.copytree(reports / "junit", directory / "junit")
-    harness_metrics(run.scenarios).write(directory / "metrics.json")
     failed = [s.location for s in run.scenarios if s.status == "failed"]
     evidence = {
         location: harness_evidence(
@@ -252,16 +315,21 @@ def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFac
         )
         for location in failed
     }
-    (directory / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n")
     matrix = isolation.Matrix()
     for name, anomaly in isolation.ANOMALIES.items():
         for level in isolation.LEVELS:
             prevented = level == "serializable" or anomaly.id.startswith("G1")
             verdict = isolation.PREVENTED if prevented else isolation.ALLOWED
             matrix.record(isolation.Verdict(name, level, verdict, "how"))
-    matrix.write(directory / "isolation-matrix.json")
-    hang_matrix().write(directory / "hang-matrix.json")
-    return build_report(directory, base=ROOT).read_text(encoding="utf-8")
+    run_record = record.attach(
+        read_record(reports),
+        metrics=harness_metrics(run.scenarios).as_json(),
+        evidence=evidence,
+        isolation=matrix.as_json(),
+        hangs=hang_matrix().as_json(),
+    )
+    write_record(directory, run_record)
+    return build_report(directory).read_text(encoding="utf-8")
 
 
 def hang_matrix() -> hangs.HangMatrix:
@@ -307,7 +375,8 @@ def test_the_report_shows_the_run_from_the_harness_metrics(harness_report):
     ) in passed
     assert "41" not in passed and "17" not in passed
     skipped = text(article(page, f"{LOST_CONNECTION}:11"))
-    assert "Skipped: the url server accepts any password." in skipped and "took" not in skipped
+    assert "Skipped: this run's server offers no server control, so it cannot crash." in skipped
+    assert "took" not in skipped
     # The run's totals: the scenarios' own commits, and the server's, said to be server-wide.
     table = re.search(r'<table class="totals">.*?</table>', page, re.S)[0]
     totals = text(table)
@@ -366,12 +435,11 @@ def test_the_evidence_the_harness_kept_is_shown_escaped_and_collapsed(harness_re
 
 
 def test_evidence_the_report_does_not_know_is_shown_under_its_own_name(reports, tmp_path):
-    directory = tmp_path / "reports"
-    shutil.copytree(reports, directory)
     location = f"{LOST_CONNECTION}:23"
-    evidence = json.loads((directory / "evidence.json").read_text())
-    evidence[location]["locks"] = {"T1": ["<row lock> on dave"]}
-    (directory / "evidence.json").write_text(json.dumps(evidence))
-    page = build_report(directory, base=ROOT).read_text(encoding="utf-8")
+    run_record = read_record(reports)
+    [scenario] = [s for s in record.scenarios(run_record) if s["location"] == location]
+    scenario["evidence"]["locks"] = {"T1": ["<row lock> on dave"]}
+    write_record(tmp_path, run_record)
+    page = build_report(tmp_path).read_text(encoding="utf-8")
     shown = article(page, location)
     assert "<h4>locks</h4>" in shown and "&lt;row lock&gt; on dave" in shown

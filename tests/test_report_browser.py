@@ -1,7 +1,8 @@
 """reports/report.html as a reader sees it: opened from disk in headless Chromium.
 
-The report is built from a real behave run of tests/fixtures/report/features (two Rules:
-one holds, one fails) and the sample metrics, evidence and isolation matrix beside it.
+The report is built from the run record of a real behave run of
+tests/fixtures/report/features (two Rules: one holds, one fails), which holds the sample
+metrics, evidence and isolation matrix as the harness's parts.
 With FAILSPEC_UPDATE_SCREENSHOT=1 the real suite's reports/report.html (from ./run-spec)
 is photographed into docs/report.png as well.
 """
@@ -26,6 +27,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as visible
 from selenium.webdriver.support.wait import WebDriverWait
 
+from failspec.report import record
 from failspec.report.html import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,9 +70,7 @@ def fixture_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr  # one scenario fails on purpose
-    for sample in (FIXTURE / "reports").glob("*.json"):
-        shutil.copy(sample, reports)
-    return build_report(reports, base=ROOT)
+    return build_report(reports)
 
 
 def open_report(browser: WebDriver, report: Path) -> None:
@@ -153,16 +153,16 @@ def test_the_evidence_of_a_failure_opens_on_demand(browser, fixture_report):
 
 def test_a_long_server_log_scrolls_inside_its_box(browser, fixture_report, tmp_path):
     # A server log of any length, and lines with no place to break, leave the page as it is.
-    reports = tmp_path / "reports"
-    shutil.copytree(fixture_report.parent, reports)
-    evidence = json.loads((reports / "evidence.json").read_text())
-    [location] = [key for key in evidence if key.endswith("lost-connection.feature:23")]
+    run = json.loads((fixture_report.parent / record.RUN_RECORD).read_text())
+    [repeated] = [
+        s for s in record.scenarios(run) if s["location"].endswith("lost-connection.feature:23")
+    ]
     lines = [
         f"2026-11-25 07:18:36.{i:03} UTC [12837] LOG:  statement: SELECT {i}" for i in range(500)
     ]
-    evidence[location]["server_log"] = "\n".join([*lines, "x" * 5000])
-    (reports / "evidence.json").write_text(json.dumps(evidence))
-    open_report(browser, build_report(reports, base=ROOT))
+    repeated["evidence"]["server_log"] = "\n".join([*lines, "x" * 5000])
+    record.write(tmp_path, run)
+    open_report(browser, build_report(tmp_path))
     [evidence_box] = shown(browser, f"{REPEATED} details.evidence")
     evidence_box.find_element(By.TAG_NAME, "summary").click()
     log = evidence_box.find_element(By.CSS_SELECTOR, "pre.server-log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -211,12 +212,16 @@ def test_an_interrupt_while_the_driver_is_blocked_stops_the_run_and_says_so(sig,
     skipped = cases["A scenario after the interrupted one"].find("skipped")
     assert skipped is not None and skipped.get("message") == f"not run: interrupted by {name}"
     closing = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "junit_summary.py"), str(reports / "junit")],
+        [sys.executable, "-m", "failspec.report.closing", str(reports)],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert closing == "behave: 0 passed, 0 failed, 0 skipped, 1 not finished, 1 not run\n"
 
-    page = (build_report(reports, ROOT)).read_text(encoding="utf-8")
+    # The report is rendered from the run's record alone.
+    for other in (reports / "behave.json", reports / "stopped-early.json"):
+        other.unlink()
+    shutil.rmtree(reports / "junit")
+    page = build_report(reports).read_text(encoding="utf-8")
     assert f"Interrupted ({name}) after 0 of 2 scenarios" in page
     assert 'class="badge not_finished">not finished<' in page
     assert 'class="badge not_run">not run<' in page
@@ -252,6 +257,17 @@ def test_a_server_that_dies_mid_run_ends_it_at_once_in_one_line(tmp_path):
         "tests/fixtures/stops/server-dies.feature:6",
         "tests/fixtures/stops/server-dies.feature:9",
     ]
+    # The run's record says the same, and the report rendered from it alone shows it.
+    assert json.loads((tmp_path / "run.json").read_text())["stopped"] == stopped
+    for other in tmp_path.iterdir():
+        if other.name != "run.json":
+            shutil.rmtree(other) if other.is_dir() else other.unlink()
+    page = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "Stopped after 0 of 3 scenarios: the server stopped: it refuses connections" in page
+    assert page.count('class="badge not_finished">not finished<') == 1
+    assert page.count('class="badge not_run">not run<') == 2
+    summary = " ".join(re.sub(r"<[^>]+>", " ", page[page.index('id="summary"') :]).split())
+    assert "0 of 1 guarantees hold , none fails, 1 not checked." in summary
 
 
 @pytest.mark.server

@@ -64,3 +64,7 @@ def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, 
     reports = tree / "reports"
     assert (reports / "report.html").exists() and (reports / "behave.json").exists(), output
     assert list((reports / "junit").glob("*.xml")), output
+    # The report and the closing line, from the run's record: the scenario did not finish.
+    assert (reports / "run.json").exists(), output
+    assert 'class="badge not_finished">not finished<' in (reports / "report.html").read_text()
+    assert "behave: 0 passed, 0 failed, 0 skipped, 1 not finished, 0 not run\n" in output

@@ -22,7 +22,12 @@
 * ``context.evidence``  what failed scenarios left for the report (reports/evidence.json)
 * ``context.stopping``  why the run stops before its last scenario, once it must: SIGINT,
                         SIGTERM, or the server gone (reports/stopped-early.json)
-* ``context.all_features`` every feature of the run, run or not (for stopped-early.json)
+* ``context.all_features`` every feature of the run, run or not (for stopped-early.json
+                        and the run's record)
+
+after_all gathers all of it, with behave's own model of the features, into the run's one
+record, reports/run.json (failspec.report.record), which every view is rendered from; the
+separate files stay for their own readers (benchmarks, tools).
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace
 from failspec.harness.settings import Settings
 from failspec.ledger import Ledger
-from failspec.report import junit
+from failspec.report import junit, record
 
 #: Scenarios tagged with this may change committed payments; every other one may not.
 CHANGES_LEDGER = "changes-ledger"
@@ -82,7 +87,7 @@ LOG_LINES = 400
 #: The hang matrix's file, next to the isolation matrix.
 HANG_MATRIX = "hang-matrix.json"
 #: Reports the harness writes next to behave's (besides the isolation matrix).
-OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY)
+OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY, record.RUN_RECORD)
 #: How long a concurrent session's action may take to finish, block or pause (s).
 SESSION_DEADLINE = 1.5
 #: How long a server that refuses connections while it starts up or recovers from a crash
@@ -130,11 +135,13 @@ def abort_setup(message: str, junit_directory: str | None = None) -> None:
 
     behave would report a failed before_all as a JUnit file of skipped tests and a
     traceback; the run ends here instead, before any report could look green, and leaves
-    a JUnit error of its own in ``junit_directory`` (when given) for CI.
+    a JUnit error of its own in ``junit_directory`` (when given) for CI, and beside it the
+    run's record saying why (reports/run.json, for the HTML report and the closing line).
     """
     print(f"failspec: cannot run: {message}", file=sys.stderr, flush=True)
     if junit_directory is not None:
         junit.write_setup_error(junit_directory, message)
+        record.write_setup_error(Path(junit_directory).parent, message)
     sys.stdout.flush()
     os._exit(2)
 
@@ -378,18 +385,22 @@ def after_all(context: Any) -> None:
         if hang_matrix is not None and hang_matrix.cells:
             hang_matrix.write(reports_dir(context) / HANG_MATRIX)
         metrics = getattr(context, "run_metrics", None)
+        figures = metrics.as_json() if metrics is not None else None  # once: run.json agrees
         if metrics is not None:
-            metrics.write(reports_dir(context) / "metrics.json")
+            path = reports_dir(context) / "metrics.json"
+            path.write_text(json.dumps(figures, indent=2) + "\n")
             for line in metrics.summary():
                 print(line, flush=True)
         evidence = getattr(context, "evidence", None)
         if evidence:
             path = reports_dir(context) / "evidence.json"
             path.write_text(json.dumps(evidence, indent=2) + "\n")
+        stopped = None
         if stopping is not None and stopping.cause is not None:
-            record = stopping.record(context.all_features.features, context.config)
-            junit.write_stopped_early(reports_dir(context), record)
-            print(f"failspec: {junit.stopped_early_line(record)}", file=sys.stderr, flush=True)
+            stopped = stopping.record(context.all_features.features, context.config)
+            junit.write_stopped_early(reports_dir(context), stopped)
+            print(f"failspec: {junit.stopped_early_line(stopped)}", file=sys.stderr, flush=True)
+        record.write(reports_dir(context), run_record(context, stopped, figures))
         gone = stopping is not None and stopping.server_gone
         try:
             left = run.close() if run is not None else []
@@ -407,6 +418,30 @@ def after_all(context: Any) -> None:
     finally:
         if server is not None:
             server.stop()
+
+
+def run_record(
+    context: Any, stopped: dict[str, Any] | None, figures: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The run's one record (failspec.report.record): every feature behave was given, as
+    it ran them, with the harness's parts: the server, how the run stopped early
+    (``stopped``: Stopping.record, or None), the metrics (``figures``: Metrics.as_json(),
+    or None), the evidence of failed scenarios and the matrices. Parts the run never made
+    (before_all ended early) are None."""
+    server = getattr(context, "server", None)
+    matrix = getattr(context, "matrix", None)
+    hang_matrix = getattr(context, "hang_matrix", None)
+    features = getattr(context, "all_features", None)
+    return record.build(
+        features.features if features is not None else [],
+        context.config,
+        server={"backend": server.backend, "version": server.version} if server else None,
+        stopped=stopped,
+        metrics=figures,
+        evidence=getattr(context, "evidence", None),
+        isolation=matrix.as_json() if matrix is not None else None,
+        hangs=hang_matrix.as_json() if hang_matrix is not None else None,
+    )
 
 
 def before_step(context: Any, step: Any) -> None:
@@ -565,17 +600,6 @@ def _server_stopped(context: Any) -> str | None:
     return f"it refuses connections ({refusal}) at {server.endpoint.address}"
 
 
-class _Features(Reporter):
-    """Keeps every feature of the run, run or not (behave reports each to its reporters)."""
-
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.features: list[Feature] = []
-
-    def feature(self, feature: Feature) -> None:
-        self.features.append(feature)
-
-
 class _ExitStatus(Reporter):
     """The last reporter: a run that stopped early exits with its own code (130 for
     SIGINT, 143 for SIGTERM, 1 for a server gone), once every report is written."""
@@ -601,5 +625,5 @@ def _report_early_stops(context: Any) -> None:
     for index, reporter in enumerate(reporters):
         if type(reporter) is JUnitReporter:
             reporters[index] = junit.JUnitReporter(context.config, lambda: stopping.cause)
-    context.all_features = _Features(context.config)
+    context.all_features = record.Features(context.config)
     reporters.extend([context.all_features, _ExitStatus(context.config, stopping)])

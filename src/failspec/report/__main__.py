@@ -1,4 +1,5 @@
-"""``python -m failspec.report <reports-dir>``: write <reports-dir>/report.html from a run."""
+"""``python -m failspec.report <reports-dir>``: write <reports-dir>/report.html from the
+run's record, <reports-dir>/run.json."""
 
 from __future__ import annotations
 

@@ -1,11 +1,13 @@
 """reports/report.html: one self-contained page for people who do not read code.
 
-The page opens from disk with no network: inline CSS, no script. Sections whose input
-file a run did not write (isolation matrix, metrics, evidence) are left out.
+The page is rendered from reports/run.json alone (failspec.report.record). It opens from
+disk with no network: inline CSS, no script. Sections whose part the record does not hold
+(isolation matrix, hang matrix, metrics, evidence) are left out.
 
-The figures come from reports/metrics.json (failspec.harness.guards.metrics.Metrics.as_json).
-Each figure the harness writes is named here in plain words, once: a field the harness
-adds or renames shows up in tests/test_report.py, not as a raw key on the page.
+The figures are the harness's (failspec.harness.guards.metrics.Metrics.as_json), as the
+record holds them. Each figure the harness writes is named here in plain words, once: a
+field the harness adds or renames shows up in tests/test_report.py, not as a raw key on
+the page.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from failspec.report.model import Run, load_run
 
 REPORT = "report.html"
 
-#: metrics.json "run" → "totals": key → (what it is, in a few words; what it means).
+#: The run's figures (run.json "metrics") → "totals": key → (what it is, in a few words;
+#: what it means).
 TOTALS: dict[str, tuple[str, str]] = {
     "duration_s": ("time in scenarios", "the scenarios' steps, added up"),
     "overhead_ms": (
@@ -68,7 +71,7 @@ def _plural(value: int, word: str) -> str:
     return f"{value} {word}" if value == 1 else f"{value} {word}s"
 
 
-#: A scenario's figures (metrics.json "scenarios"), on one line, in this order.
+#: A scenario's figures (its "metrics" in run.json), on one line, in this order.
 SCENARIO_LINE: dict[str, Callable[[Any], str]] = {
     "duration_s": lambda v: f"took {figure(v, 'duration_s')}",
     "commits": lambda v: _plural(v, "commit"),
@@ -94,12 +97,12 @@ SCENARIO_LINE_TITLE = (
 )
 
 
-def build_report(reports: Path, base: Path | None = None) -> Path:
-    """Write ``reports/report.html`` from the run's files in ``reports``.
+def build_report(reports: Path) -> Path:
+    """Write ``reports/report.html`` from ``reports/run.json`` alone.
 
-    ``base`` is the directory behave ran in (default: the current one).
+    Raises ReportError (failspec.report.record) when there is no run record to read.
     """
-    run = load_run(reports, base or Path.cwd())
+    run = load_run(reports)
     path = reports / REPORT
     path.write_text(render(run), encoding="utf-8")
     return path

@@ -1,5 +1,5 @@
 """JUnit XML beyond what behave writes: a run that could not start, a run that stopped
-early, and reading problems back.
+early.
 
 behave writes no JUnit when before_all ends the run (hooks.abort_setup exits at once); CI
 would then see no report, or a stale one. ``write_setup_error`` leaves one testcase in
@@ -9,7 +9,7 @@ A run that stopped early (interrupted, or its server gone) leaves the scenarios 
 reached "untested" in behave; behave's JUnit writes them without a reason, and without
 ``--show-skipped`` as if they had passed. :class:`JUnitReporter` writes each as skipped,
 with the reason. The harness also writes ``stopped-early.json`` (``write_stopped_early``)
-for the HTML report and the console's closing lines.
+for tools; the views read the same facts from the run's record (failspec.report.record).
 """
 
 from __future__ import annotations
@@ -31,9 +31,6 @@ SETUP_TESTCASE = "before_all"
 STOPPED_EARLY = "stopped-early.json"
 #: How the reason of a scenario that a run stopped early never reached begins.
 NOT_RUN = "not run: "
-#: The <error> types of the scenario a run stopped in (failspec.harness.hooks): a signal's
-#: KeyboardInterrupt, or the server's end.
-STOPPED_ERRORS = ("KeyboardInterrupt", "ServerStopped")
 
 
 def write_setup_error(directory: str | Path, message: str) -> Path:
@@ -63,28 +60,6 @@ def read_setup_error(directory: Path) -> str | None:
         return None
     error = ET.parse(path).getroot().find("testcase/error")
     return error.get("message", "") if error is not None else None
-
-
-def read_problems(directory: Path) -> dict[tuple[str, str], str]:
-    """(classname, testcase name) -> "Type: message" of each failed or errored testcase."""
-    problems = {}
-    for report in sorted(directory.glob("*.xml")):
-        for case in ET.parse(report).getroot().iter("testcase"):
-            problem = case.find("error")
-            if problem is None:
-                problem = case.find("failure")
-            if problem is not None:
-                message = f"{problem.get('type', 'Error')}: {problem.get('message', '')}"
-                problems[(case.get("classname", ""), case.get("name", ""))] = message
-    return problems
-
-
-def problem_of(problems: dict[tuple[str, str], str], feature: str, scenario: str) -> str | None:
-    """The problem of a scenario of a feature: behave names the class '<file>.<feature>'."""
-    for (classname, name), message in problems.items():
-        if name == scenario and (classname == feature or classname.endswith(f".{feature}")):
-            return message
-    return None
 
 
 class JUnitReporter(behave_junit.JUnitReporter):
@@ -130,12 +105,6 @@ def write_stopped_early(directory: Path, record: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return path
-
-
-def read_stopped_early(directory: Path) -> dict[str, Any] | None:
-    """What ``write_stopped_early`` wrote in ``directory``, if the run stopped early."""
-    path = directory / STOPPED_EARLY
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def stopped_early_line(record: dict[str, Any]) -> str:
