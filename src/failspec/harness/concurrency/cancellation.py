@@ -187,7 +187,8 @@ class Worker:
         ready, _, _ = select.select([self._process.stdout], [], [], self.timeout)
         line = self._process.stdout.readline().strip() if ready else ""
         if not line.isdigit():
-            raise WorkerFailed(f"the worker did not start its report: {self._last_words()}")
+            said = self._last_words() if ready else f"nothing after {self.timeout:.2f} s"
+            raise WorkerFailed(f"the worker did not start its report: {said}")
         self.pid = int(line)
         pid = self.pid
 
@@ -199,10 +200,14 @@ class Worker:
         return self.report
 
     def _last_words(self) -> str:
+        """What a worker that stopped talking said last (its output ended: it is exiting,
+        so its exit is awaited, at most the timeout, before its stderr is read)."""
         process = self._process
         assert process is not None
-        if process.poll() is None:
-            return f"nothing after {self.timeout:.2f} s"
+        try:
+            process.wait(timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            return f"its output ended, but it still runs after {self.timeout:.2f} s"
         assert process.stderr is not None
         lines = process.stderr.read().strip().splitlines()
         return lines[-1] if lines else f"it exited with {process.returncode}"
