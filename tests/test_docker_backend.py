@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from failspec.harness import servers
-from failspec.harness.container import OWNER_LABEL
+from failspec.harness.container import OWNER_LABEL, FailFastPostgresContainer, owner_label
 from failspec.harness.errors import SetupError
 from failspec.harness.settings import Settings
 
@@ -61,6 +61,33 @@ def test_a_container_that_dies_before_it_is_ready_shows_its_last_words(client, d
         assert ours(client) == []
     finally:
         client.images.remove("failspec/broken:test", force=True)
+
+
+def test_a_server_that_never_answers_over_tcp_is_not_ready_and_ends_at_the_deadline(
+    client, docker_image
+):
+    # The image's server, listening on its Unix socket only: the container runs, psql
+    # over TCP never answers (the same check as Testcontainers' PostgresContainer).
+    container = (
+        FailFastPostgresContainer(
+            docker_image, username="failspec", password="p'w", dbname="failspec",
+            ready_timeout=3,
+        )
+        .with_command(["postgres", "-c", "listen_addresses="])
+        .with_kwargs(labels=owner_label())
+    )  # fmt: skip
+    started = time.monotonic()
+    try:
+        with pytest.raises(
+            SetupError, match=r"was not ready within 3 s \(raise -D timeout_scale\)"
+        ):
+            container.start()
+        waited = time.monotonic() - started
+        assert container.get_wrapped_container().status == "running"
+        assert 3 <= waited < 15
+    finally:
+        container.stop()
+    assert ours(client) == []
 
 
 def test_a_container_left_by_a_killed_run_is_removed_by_the_next_start(client, docker_image):

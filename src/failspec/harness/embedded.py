@@ -33,6 +33,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import psutil
 
@@ -471,6 +472,20 @@ def _end_attached(segment: SharedMemory, deadline: float) -> None:
         )  # fmt: skip
 
 
+class RunAs(TypedDict, total=False):
+    """The arguments of :class:`subprocess.Popen` that run a program as another user (with
+    that user's group and no supplementary groups); empty to run it as the harness."""
+
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def run_as(uid: int, gid: int) -> RunAs:
+    """Popen's arguments to run a program as user ``uid`` in group ``gid`` (only root may)."""
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 def _start_and_stop_once(data: Path, deadline: float) -> None:
     """Start ``data``'s own postgres on it (postmaster.opts names the program PostgreSQL
     last ran there), wait until it has made its shared memory (postmaster.pid names it
@@ -480,11 +495,11 @@ def _start_and_stop_once(data: Path, deadline: float) -> None:
         owner = data.stat()
     except OSError:
         return
-    as_user: dict[str, object] = {}
+    as_user: RunAs = {}
     if os.geteuid() == 0:
         if owner.st_uid == 0:
             return  # PostgreSQL does not run as root
-        as_user = {"user": owner.st_uid, "group": owner.st_gid, "extra_groups": []}
+        as_user = run_as(owner.st_uid, owner.st_gid)
     args = [program, "-D", str(data), "-p", str(free_port()), "-c", "listen_addresses=",
             "-c", f"unix_socket_directories={data.parent}"]  # fmt: skip
     try:
@@ -757,10 +772,10 @@ class EmbeddedPostgres:
             last = (stderr or stdout).strip().splitlines()[-1:] or ["no output"]
             raise SetupError(f"{program} failed ({self.bin_dir}): {last[0]}")
 
-    def _as_user(self) -> dict[str, object]:
+    def _as_user(self) -> RunAs:
         if self.user is None:
             return {}
-        return {"user": self.user.pw_uid, "group": self.user.pw_gid, "extra_groups": []}
+        return run_as(self.user.pw_uid, self.user.pw_gid)
 
     def _spawn_and_wait(self) -> None:
         args = [str(self.bin_dir / f"postgres{EXE}"), "-D", str(self.data), "-p", str(self.port),

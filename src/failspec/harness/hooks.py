@@ -246,11 +246,11 @@ def _after_scenario(context: Any, scenario: Any, stopping: Stopping) -> None:
     if workspace is None:
         return  # skipped or stopped before it started
     unfinished = stopping.scenario == entry.location
+    problems: list[str] = []
     if unfinished or scenario.hook_failed or scenario.status == Status.untested:
         # Interrupted, not run, or prepared half-way: close only what the harness made.
         if unfinished:
             entry.status = UNFINISHED
-        problems: list[str] = []
         _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
         if unfinished and not context.aborted:  # the interrupt was swallowed in a step
             _stop_unfinished(context, scenario, KeyboardInterrupt(_not_finished(stopping)))
@@ -259,7 +259,6 @@ def _after_scenario(context: Any, scenario: Any, stopping: Stopping) -> None:
         return
     failed = scenario.status.has_failed()
     transcripts = context.sessions.transcripts()  # before the sessions are closed
-    problems: list[str] = []
     leaks: list[str] = []
     imbalances: list[str] = []
     tags = scenario.effective_tags
@@ -525,13 +524,14 @@ def _stop_on_signals(context: Any) -> None:
     KeyboardInterrupt reaches behave (or the step ends: the next boundary stops the run).
     """
     stopping: Stopping = context.stopping
+    main = threading.get_ident()  # the main thread: only it may call signal.signal (below)
 
     def swallowed() -> bool:
         return stopping.phase == "steps" and not context.aborted
 
     def resend(signum: int) -> None:
         if swallowed():
-            signal.pthread_kill(threading.main_thread().ident, signum)
+            signal.pthread_kill(main, signum)
 
     def interrupt(signum: int, frame: object) -> None:
         stopping.interrupt(signum)

@@ -3,16 +3,22 @@
 ``start(settings)`` starts (or finds) it and checks that the suite can work there;
 ``server.stop()`` ends whatever was started. Every failure to get a usable server is a
 :class:`SetupError` with one line that names the problem and the fix.
+
+Each backend is a :class:`Server` subclass in ``BACKEND_CLASSES``: its classmethod
+``start(settings)`` starts (or finds) the server and returns the object, whose
+constructor only stores what ``start`` made. A new backend adds one class and one entry.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import secrets
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
@@ -22,6 +28,9 @@ from failspec.harness import embedded, waiting
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import packet_filter
 from failspec.harness.settings import Settings, parse_db_url
+
+if TYPE_CHECKING:  # it imports docker, which only the docker backend needs
+    from failspec.harness.container import FailFastPostgresContainer
 
 DIALECT = "postgresql+psycopg2"
 #: The connect timeout (s) of the first connection to a server, whatever timeout_scale
@@ -91,9 +100,11 @@ class NoServerControl(Exception):
     """The backend does not control the server process (an existing server by URL)."""
 
 
-class Server:
+class Server(ABC):
     """A running server the suite may use. Subclasses start, stop and control it.
 
+    A backend's classmethod :meth:`start` makes one from the run's settings; the
+    constructor takes what it made (the endpoint, and the subclass's own handles).
     Server control (``crash``, ``restart``, ``pause``, ``resume``) is one interface for
     every backend that runs its own server. After a restart the server's address may
     change (a container gets a new host port): every engine made by :meth:`engine` or
@@ -110,14 +121,23 @@ class Server:
         self.version = "?"
         self._demands_password: bool | None = None
 
-    def engine(self, **kwargs: object) -> Engine:
-        """An engine on the suite's database as its own role (the caller disposes of it)."""
-        connect_args = {"connect_timeout": max(2, round(self.connect_timeout))}
-        connect_args.update(kwargs.pop("connect_args", {}))  # type: ignore[arg-type]
+    @classmethod
+    @abstractmethod
+    def start(cls, settings: Settings) -> Server:
+        """Start this backend's server as ``settings`` say (or find it, for a server that
+        already runs) and return it, not yet checked (see :meth:`check`). Raises
+        :class:`SetupError` when there is none to be had; stops what it started then."""
+
+    def engine(self, *, connect_args: Mapping[str, Any] | None = None, **kwargs: Any) -> Engine:
+        """An engine on the suite's database as its own role (the caller disposes of it):
+        ``kwargs`` go to :func:`sqlalchemy.create_engine`, ``connect_args`` to the driver
+        on top of the harness's connect timeout (s)."""
+        harness: dict[str, Any] = {"connect_timeout": max(2, round(self.connect_timeout))}
+        harness.update(connect_args or {})
         return self.follow(
             sa.create_engine(
                 self.endpoint.url(),
-                connect_args=self.endpoint.connect_args(connect_args),
+                connect_args=self.endpoint.connect_args(harness),
                 **kwargs,
             )
         )
@@ -126,7 +146,9 @@ class Server:
         """Make ``engine`` connect to wherever the server is at each new connection."""
 
         @sa.event.listens_for(engine, "do_connect")
-        def to_current_address(dialect, record, cargs, cparams):  # type: ignore[no-untyped-def]
+        def to_current_address(
+            dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]
+        ) -> None:
             cparams["host"], cparams["port"] = self.endpoint.host, self.endpoint.port
 
         return engine
@@ -239,6 +261,7 @@ class Server:
             f"at {self.endpoint.address} database={self.endpoint.database}"
         )
 
+    @abstractmethod
     def stop(self) -> None:
         """Stop what was started; safe to call twice."""
 
@@ -253,21 +276,31 @@ class EmbeddedServer(Server):
     backend = "embedded"
     controllable = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, pg: embedded.EmbeddedPostgres, endpoint: Endpoint, connect_timeout: float,
+        reaped: list[int],
+    ) -> None:  # fmt: skip
+        super().__init__(endpoint, connect_timeout)
+        self.pg = pg
+        #: Servers left running by earlier runs that died (SIGKILL), stopped by start().
+        self.reaped = reaped
+
+    @classmethod
+    def start(cls, settings: Settings) -> EmbeddedServer:
         bin_dir = embedded.find_binaries(settings.pg_bin)
-        #: Servers left running by earlier runs that died (SIGKILL), stopped now.
-        self.reaped = embedded.reap_stale_servers()
-        self.pg = embedded.EmbeddedPostgres(
+        reaped = embedded.reap_stale_servers()
+        pg = embedded.EmbeddedPostgres(
             bin_dir, port=settings.pg_port, ready_timeout=settings.seconds(15)
         )
-        self.pg.start()
-        atexit.register(self.pg.stop)  # a crash of the harness must not leave it running
-        super().__init__(
-            Endpoint("127.0.0.1", self.pg.port or 0, embedded.SUPERUSER, self.pg.password,
-                     "postgres"),
+        pg.start()
+        atexit.register(pg.stop)  # a crash of the harness must not leave it running
+        server = cls(
+            pg,
+            Endpoint("127.0.0.1", pg.port or 0, embedded.SUPERUSER, pg.password, "postgres"),
             settings.seconds(5),
-        )  # fmt: skip
-        engine = self.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+            reaped,
+        )
+        engine = server.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
         try:
             with engine.connect() as conn:
                 exists = conn.execute(
@@ -277,11 +310,12 @@ class EmbeddedServer(Server):
                 if not exists:  # a cluster from initdb rather than from the template
                     conn.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
         except BaseException:
-            self.stop()
+            server.stop()
             raise
         finally:
             engine.dispose()
-        self.endpoint = replace(self.endpoint, database=embedded.DATABASE)
+        server.endpoint = replace(server.endpoint, database=embedded.DATABASE)
+        return server
 
     def banner(self) -> str:
         reaped = (
@@ -318,13 +352,24 @@ class DockerServer(Server):
     backend = "docker"
     controllable = True
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, container: FailFastPostgresContainer, image: str, endpoint: Endpoint,
+        connect_timeout: float, reaped: list[str],
+    ) -> None:  # fmt: skip
+        super().__init__(endpoint, connect_timeout)
+        self.container = container
+        self.image = image
+        #: Containers left by earlier runs that died (SIGKILL), removed by start().
+        self.reaped = reaped
+
+    @classmethod
+    def start(cls, settings: Settings) -> DockerServer:
         import docker
         import docker.errors
 
         from failspec.harness import container as tc
 
-        self.image = settings.pg_image
+        image = settings.pg_image
         try:
             client = docker.from_env(timeout=10)
             client.ping()
@@ -334,15 +379,14 @@ class DockerServer(Server):
                 "or use -D backend=embedded"
             ) from None
         try:
-            #: Containers left by earlier runs that died (SIGKILL), removed now.
-            self.reaped = tc.reap_stale_containers(client)
+            reaped = tc.reap_stale_containers(client)
             tc.use_ryuk_only_if_present(client)
-            if not tc.image_present(client, self.image):
+            if not tc.image_present(client, image):
                 try:
-                    client.images.pull(self.image)
+                    client.images.pull(image)
                 except docker.errors.DockerException as error:
                     raise SetupError(
-                        f"image {self.image!r} is not on this machine and cannot be pulled "
+                        f"image {image!r} is not on this machine and cannot be pulled "
                         f"({_short(error)}): build one with tools/offline-postgres-image/"
                         "build.py and pass it as -D pg_image=..."
                     ) from None
@@ -353,35 +397,39 @@ class DockerServer(Server):
         for name, value in embedded.TEST_SETTINGS.items():
             if name != "listen_addresses":  # the image listens on all of the container's
                 args += ["-c", f"{name}={value}"]
-        self.container = (
+        container = (
             tc.FailFastPostgresContainer(
-                self.image, username="failspec", password=password, dbname="failspec",
+                image, username="failspec", password=password, dbname="failspec",
                 ready_timeout=settings.seconds(60),
             )
             .with_command(args)
             .with_kwargs(labels=tc.owner_label())
         )  # fmt: skip
+        discard = functools.partial(_discard, container)
         try:
-            self.container.start()
+            container.start()
         except SetupError:
-            self.stop()
+            discard()
             raise
         except tc.ContainerExited as exited:
-            self.stop()
+            discard()
             raise SetupError(
-                f"the container from image {self.image!r} exited before it was ready: {exited}"
+                f"the container from image {image!r} exited before it was ready: {exited}"
             ) from None
         except Exception as error:  # testcontainers raises many kinds; all mean "not started"
-            logs = self.container.log_tail()
-            self.stop()
+            logs = container.log_tail()
+            discard()
             raise SetupError(
-                f"the container from image {self.image!r} did not start ({_short(error)}): {logs}"
+                f"the container from image {image!r} did not start ({_short(error)}): {logs}"
             ) from None
-        atexit.register(self.stop)  # a crash of the harness must not leave it running
-        super().__init__(
-            Endpoint(self.container.get_container_host_ip(), self.container.mapped_port(),
+        atexit.register(discard)  # a crash of the harness must not leave it running
+        return cls(
+            container,
+            image,
+            Endpoint(container.get_container_host_ip(), container.mapped_port(),
                      "failspec", password, "failspec"),
             settings.seconds(5),
+            reaped,
         )  # fmt: skip
 
     def banner(self) -> str:
@@ -438,8 +486,13 @@ class DockerServer(Server):
         return self.container.log_tail(lines, sep="\n")
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
-            self.container.stop()
+        _discard(self.container)
+
+
+def _discard(container: FailFastPostgresContainer) -> None:
+    """Stop and remove the container, if it is still there (safe to call twice)."""
+    with contextlib.suppress(Exception):
+        container.stop()
 
 
 class UrlServer(Server):
@@ -450,11 +503,15 @@ class UrlServer(Server):
 
         return super().banner() + dead_runs_notice(self)
 
-    def __init__(self, settings: Settings) -> None:
+    def stop(self) -> None:
+        """Nothing to stop: the server was running before the run and goes on running."""
+
+    @classmethod
+    def start(cls, settings: Settings) -> UrlServer:
         url = parse_db_url(settings.db_url or "")
         assert url.host is not None  # parse_db_url refuses a URL without one
         params = tuple(sorted((key, str(value)) for key, value in url.query.items()))
-        super().__init__(
+        return cls(
             Endpoint(url.host, url.port or 5432, url.username or "postgres", url.password,
                      url.database or "postgres", params),
             settings.seconds(5),
@@ -513,7 +570,7 @@ def start(settings: Settings) -> Server:
     """Start (or find) the run's server, check it is usable, and return it. Packet-filter
     rules that runs which died left behind are removed first (whatever the backend)."""
     packet_filter.reap_stale_rules()
-    server = BACKEND_CLASSES[choose_backend(settings)](settings)
+    server = BACKEND_CLASSES[choose_backend(settings)].start(settings)
     try:
         server.check()
     except BaseException:

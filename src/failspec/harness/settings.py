@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
 
@@ -22,6 +23,8 @@ BACKENDS = ("auto", "docker", "embedded", "url")
 #: wait for, and scenarios fail for a reason their titles do not give. Above 10 a run with
 #: a fault nothing else bounds would take minutes to fail, not seconds.
 TIMEOUT_SCALES = (1.0, 10.0)
+#: The kind of number a numeric setting holds.
+Number = TypeVar("Number", int, float)
 DEFAULT_IMAGE = "postgres:18"
 
 # userdata key -> environment variable
@@ -83,6 +86,8 @@ class Settings:
         if "timeout_scale" in values:
             scale = values["timeout_scale"]
             values["timeout_scale"] = _number(scale, "timeout_scale", float, *TIMEOUT_SCALES)
+        # mypy cannot match a dict of mixed values to the fields by name: they are the
+        # sources' strings, and the numbers converted and checked above.
         return cls(**values)  # type: ignore[arg-type]
 
     def seconds(self, base: float) -> float:
@@ -90,7 +95,9 @@ class Settings:
         return base * self.timeout_scale
 
 
-def _number(value: object, name: str, kind: type, low: float, high: float) -> float | int:
+def _number(
+    value: object, name: str, kind: Callable[[Any], Number], low: float, high: float
+) -> Number:
     try:
         number = kind(value)
     except (TypeError, ValueError):

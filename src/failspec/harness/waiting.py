@@ -18,8 +18,11 @@ class WaitTimeout(AssertionError):
     """A condition did not hold within its deadline."""
 
 
-def until(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.005) -> T:
-    """Return the first truthy value of ``condition()``; raise WaitTimeout past ``timeout``."""
+def until(
+    condition: Callable[[], T | None], *, timeout: float, what: str, interval: float = 0.005
+) -> T:
+    """Return the first truthy value of ``condition()`` (so never None: a condition may
+    return None for "not yet"); raise WaitTimeout past ``timeout`` (s)."""
     end = time.monotonic() + timeout
     while True:
         result = condition()

@@ -184,7 +184,8 @@ def is_deadline_exceeded(error: BaseException | None) -> bool:
 
 def outcome_unknown(error: BaseException | None) -> bool:
     """Whether ``error`` is the deadline running out while COMMIT's reply was awaited."""
-    return is_deadline_exceeded(error) and (getattr(error, "orig", None) or error).outcome_unknown
+    cause = getattr(error, "orig", None) or error
+    return isinstance(cause, DeadlineExceeded) and cause.outcome_unknown
 
 
 def _wait(conn: Any) -> None:

@@ -171,7 +171,7 @@ class Worker:
         extra = " ".join(f"-c {key}={value}" for key, value in self.settings.items())
         harness["options"] = f"{harness['options']} {extra}".strip()
         args.update(self.workspace.run.server.endpoint.connect_args(harness))
-        return args
+        return dict(args)
 
     def start_report(self, seconds: float) -> Work:
         """Start the worker and its report of ``seconds`` (s of server time); return once

@@ -13,6 +13,7 @@ stuck session's name and what it waits for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -476,7 +477,7 @@ class Interleaving:
         for signal in ("pg_cancel_backend", "pg_terminate_backend"):
             with contextlib.suppress(WaitTimeout):
                 until(
-                    lambda signal=signal: ended(signal),  # type: ignore[misc]
+                    functools.partial(ended, signal),
                     timeout=self.timeout, what=f"{session.name} ending",
                 )  # fmt: skip
                 return True

@@ -43,7 +43,9 @@ class Event:
     seq: int
     session: str
     kind: str  # read | list | write | insert | delete | commit_sent | commit | rollback
-    account: str | None = None
+    #: The account read, written or inserted (a list's or delete's label); "" for the
+    #: events of a transaction's end, which concern no account.
+    account: str = ""
     value: Any = None
     #: The statement's parameters, where a detector needs them (e.g. a predicate's amount).
     detail: Any = None
@@ -68,7 +70,7 @@ class History:
         return self._tellers[session.name]
 
     def add(
-        self, session: str, kind: str, account: str | None = None, value: Any = None,
+        self, session: str, kind: str, account: str = "", value: Any = None,
         detail: Any = None,
     ) -> None:  # fmt: skip
         with self._lock:
@@ -91,7 +93,7 @@ class History:
         for event in self.events:
             if self.committed(event.session) is None:
                 continue
-            if event.kind in ("write", "insert") and event.account is not None:
+            if event.kind in ("write", "insert"):
                 accounts.add(event.account)
             elif event.kind == "delete":
                 accounts.update(event.value or ())

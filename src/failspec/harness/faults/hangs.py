@@ -128,9 +128,15 @@ class Settings:
             keepalives=keepalives,
             statement_timeout=_ms(app.server_settings.get("statement_timeout")),
             lock_timeout=_ms(app.server_settings.get("lock_timeout")),
-            pool_timeout=app.engine.pool.timeout(),  # type: ignore[attr-defined]  (QueuePool)
+            pool_timeout=_pool_timeout(app.engine.pool),
             deadline=_float(getattr(app, "request_deadline", None)),
         )
+
+
+def _pool_timeout(pool: sa.pool.Pool) -> float | None:
+    """How long the pool lets a checkout wait (s): a queue pool's ``pool_timeout`` (the
+    application's kind); other pools make nobody wait for a connection."""
+    return pool.timeout() if isinstance(pool, sa.pool.QueuePool) else None
 
 
 def _float(value: Any) -> float | None:

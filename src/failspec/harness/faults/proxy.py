@@ -317,6 +317,7 @@ class FaultProxy:
 
     def _resume_accepting(self) -> None:
         self._accept_retry = None
+        assert self._listener is not None  # _stop_listening cancels the retry before closing
         asyncio.get_running_loop().add_reader(self._listener, self._accept)
 
     async def _cut(self, conns: list[_Connection], reason: str) -> None:

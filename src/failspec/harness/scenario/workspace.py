@@ -161,9 +161,9 @@ class Run:
         self._ready.clear()
         self._worker.shutdown(wait=True)
         errors = []
-        for future in self._retiring:
+        for retiring in self._retiring:
             try:
-                future.result()
+                retiring.result()
             except Exception as error:
                 errors.append(error)
         self._retiring.clear()
