@@ -42,12 +42,13 @@ from typing import Any
 import sqlalchemy as sa
 from behave.model_core import Status
 
-from failspec.harness import embedded, hooks, servers
+from failspec.harness import hooks, servers
 from failspec.harness.guards.audit import Auditor
 from failspec.harness.guards.metrics import Metrics
+from failspec.harness.postgres import cluster
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.workspace import Run, Workspace
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 from failspec.ledger import SAMPLE_ACCOUNTS, SAMPLE_PAYMENTS, Ledger, Payment
 
 #: after_scenario's phases as the hook names them (its ``_attempt`` calls), and ours.
@@ -86,10 +87,10 @@ def line(name: str, samples: list[float], unit: str = "ms") -> str:
 
 
 def server_starts(rounds: int, from_template: bool) -> list[float]:
-    bin_dir = embedded.find_binaries(None)
+    bin_dir = cluster.find_binaries(None)
     samples = []
     for _ in range(rounds):
-        pg = embedded.EmbeddedPostgres(bin_dir)
+        pg = cluster.EmbeddedPostgres(bin_dir)
         pg.from_template = from_template
         started = time.perf_counter()
         pg.start()

@@ -17,7 +17,7 @@ import statistics
 import time
 
 from failspec.harness import servers
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 
 
 def measure(settings: Settings, rounds: int) -> tuple[list[float], list[float]]:

@@ -10,7 +10,7 @@ import pytest
 from failspec.harness import servers
 from failspec.harness.scenario.workspace import Run
 from failspec.harness.servers import Server
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 
 
 @pytest.fixture(scope="session")

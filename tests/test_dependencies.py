@@ -84,4 +84,4 @@ def test_the_check_sees_the_imports_it_must():
     imported = _imported()
     # docker and parse are imported only by a few modules, lazily or in steps.
     assert {"docker", "parse", "sqlalchemy", "behave"} <= set(imported)
-    assert "src/failspec/harness/container.py" in imported["docker"]
+    assert "src/failspec/harness/servers/container.py" in imported["docker"]

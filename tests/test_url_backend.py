@@ -30,7 +30,7 @@ from failspec.harness.faults.network import Network
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.workspace import Run
 from failspec.harness.servers import EmbeddedServer
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 #: A password with every character a URL must encode, and an '@' above all.

@@ -12,14 +12,14 @@ import pytest
 import sqlalchemy as sa
 
 from failspec.harness import servers, waiting
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 
 pytestmark = pytest.mark.server
 
 KILLED_RUN = """
 import os
 from failspec.harness import servers
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 from failspec.harness.scenario.workspace import Run
 run = Run(servers.start(Settings(backend="url", db_url=os.environ["FAILSPEC_TEST_URL"])))
 run.workspace("a scenario the run was killed in")

@@ -64,7 +64,7 @@ from failspec.harness.guards.leaks import find_leaks
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace
-from failspec.harness.settings import Settings
+from failspec.harness.servers.settings import Settings
 from failspec.ledger import Ledger
 from failspec.report import junit, record
 

@@ -1,7 +1,7 @@
 """Run settings: behave userdata (``-D name=value``) with environment-variable twins.
 
 Every setting is checked here, before anything starts: ``python -m
-failspec.harness.settings [behave options]`` checks the ``-D`` options and environment
+failspec.harness.servers.settings [behave options]`` checks the ``-D`` options and environment
 twins the run would get, so ``./run-tests`` stops on a misspelt setting before its gates.
 """
 

@@ -26,8 +26,8 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.wait_strategies import WaitStrategy, WaitStrategyTarget
 
 from failspec.harness import waiting
-from failspec.harness.embedded import Owner
 from failspec.harness.errors import SetupError
+from failspec.harness.postgres.cluster import Owner
 
 #: PostgreSQL's port inside the container (the image's default).
 PORT = 5432

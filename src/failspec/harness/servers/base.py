@@ -1,38 +1,25 @@
-"""The one PostgreSQL server a run uses: docker, embedded, or an existing one by URL.
-
-``start(settings)`` starts (or finds) it and checks that the suite can work there;
-``server.stop()`` ends whatever was started. Every failure to get a usable server is a
-:class:`SetupError` with one line that names the problem and the fix.
-
-Each backend is a :class:`Server` subclass in ``BACKEND_CLASSES``: its classmethod
-``start(settings)`` starts (or finds) the server and returns the object, whose
-constructor only stores what ``start`` made. A new backend adds one class and one entry.
-"""
+"""What every backend is: where the server is (:class:`Endpoint`) and what the harness
+can ask of it (:class:`Server`: an engine, a check that the suite can work there, and,
+where the backend started it, crash, restart, pause, resume, shut down)."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import functools
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
 from failspec.conditions import condition_of, first_line
-from failspec.harness import embedded, waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.faults import packet_filter
-from failspec.harness.settings import Settings, parse_db_url
-
-if TYPE_CHECKING:  # it imports docker, which only the docker backend needs
-    from failspec.harness.container import FailFastPostgresContainer
+from failspec.harness.servers.settings import Settings
 
 DIALECT = "postgresql+psycopg2"
+
+
 #: The connect timeout (s) of the first connection to a server, whatever timeout_scale
 #: says: a server that cannot be reached ends the run within seconds (libpq's minimum
 #: connect_timeout is 2 s).
@@ -272,252 +259,6 @@ class Server(ABC):
         return ""
 
 
-class EmbeddedServer(Server):
-    backend = "embedded"
-    controllable = True
-
-    def __init__(
-        self, pg: embedded.EmbeddedPostgres, endpoint: Endpoint, connect_timeout: float,
-        reaped: list[int],
-    ) -> None:  # fmt: skip
-        super().__init__(endpoint, connect_timeout)
-        self.pg = pg
-        #: Servers left running by earlier runs that died (SIGKILL), stopped by start().
-        self.reaped = reaped
-
-    @classmethod
-    def start(cls, settings: Settings) -> EmbeddedServer:
-        bin_dir = embedded.find_binaries(settings.pg_bin)
-        reaped = embedded.reap_stale_servers()
-        pg = embedded.EmbeddedPostgres(
-            bin_dir, port=settings.pg_port, ready_timeout=settings.seconds(15)
-        )
-        pg.start()
-        atexit.register(pg.stop)  # a crash of the harness must not leave it running
-        server = cls(
-            pg,
-            Endpoint("127.0.0.1", pg.port or 0, embedded.SUPERUSER, pg.password, "postgres"),
-            settings.seconds(5),
-            reaped,
-        )
-        engine = server.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
-        try:
-            with engine.connect() as conn:
-                exists = conn.execute(
-                    sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
-                    {"d": embedded.DATABASE},
-                ).first()
-                if not exists:  # a cluster from initdb rather than from the template
-                    conn.execute(sa.text(f"CREATE DATABASE {embedded.DATABASE}"))
-        except BaseException:
-            server.stop()
-            raise
-        finally:
-            engine.dispose()
-        server.endpoint = replace(server.endpoint, database=embedded.DATABASE)
-        return server
-
-    def banner(self) -> str:
-        reaped = (
-            f" (stopped {len(self.reaped)} server(s) an earlier run left behind)"
-            if self.reaped else ""
-        )  # fmt: skip
-        return f"{super().banner()} binaries={self.pg.bin_dir}{reaped}"
-
-    def crash(self) -> None:
-        self.pg.crash()
-
-    def restart(self) -> None:
-        self.pg.restart()
-
-    def pause(self) -> None:
-        self.pg.pause()
-
-    def resume(self) -> None:
-        self.pg.resume()
-
-    def shut_down_smart(self) -> None:
-        self.pg.shut_down_smart()
-
-    def stop(self) -> None:
-        self.pg.stop()
-
-    has_log = True
-
-    def log_tail(self, lines: int = 20) -> str:
-        return self.pg.log_tail(lines)
-
-
-class DockerServer(Server):
-    backend = "docker"
-    controllable = True
-
-    def __init__(
-        self, container: FailFastPostgresContainer, image: str, endpoint: Endpoint,
-        connect_timeout: float, reaped: list[str],
-    ) -> None:  # fmt: skip
-        super().__init__(endpoint, connect_timeout)
-        self.container = container
-        self.image = image
-        #: Containers left by earlier runs that died (SIGKILL), removed by start().
-        self.reaped = reaped
-
-    @classmethod
-    def start(cls, settings: Settings) -> DockerServer:
-        import docker
-        import docker.errors
-
-        from failspec.harness import container as tc
-
-        image = settings.pg_image
-        try:
-            client = docker.from_env(timeout=10)
-            client.ping()
-        except docker.errors.DockerException as error:
-            raise SetupError(
-                f"backend=docker but no Docker daemon answers ({_short(error)}): start Docker, "
-                "or use -D backend=embedded"
-            ) from None
-        try:
-            reaped = tc.reap_stale_containers(client)
-            tc.use_ryuk_only_if_present(client)
-            if not tc.image_present(client, image):
-                try:
-                    client.images.pull(image)
-                except docker.errors.DockerException as error:
-                    raise SetupError(
-                        f"image {image!r} is not on this machine and cannot be pulled "
-                        f"({_short(error)}): build one with tools/offline-postgres-image/"
-                        "build.py and pass it as -D pg_image=..."
-                    ) from None
-        finally:
-            client.close()
-        password = secrets.token_urlsafe(18)
-        args = ["postgres"]
-        for name, value in embedded.TEST_SETTINGS.items():
-            if name != "listen_addresses":  # the image listens on all of the container's
-                args += ["-c", f"{name}={value}"]
-        container = (
-            tc.FailFastPostgresContainer(
-                image, username="failspec", password=password, dbname="failspec",
-                ready_timeout=settings.seconds(60),
-            )
-            .with_command(args)
-            .with_kwargs(labels=tc.owner_label())
-        )  # fmt: skip
-        discard = functools.partial(_discard, container)
-        try:
-            container.start()
-        except SetupError:
-            discard()
-            raise
-        except tc.ContainerExited as exited:
-            discard()
-            raise SetupError(
-                f"the container from image {image!r} exited before it was ready: {exited}"
-            ) from None
-        except Exception as error:  # testcontainers raises many kinds; all mean "not started"
-            logs = container.log_tail()
-            discard()
-            raise SetupError(
-                f"the container from image {image!r} did not start ({_short(error)}): {logs}"
-            ) from None
-        atexit.register(discard)  # a crash of the harness must not leave it running
-        return cls(
-            container,
-            image,
-            Endpoint(container.get_container_host_ip(), container.mapped_port(),
-                     "failspec", password, "failspec"),
-            settings.seconds(5),
-            reaped,
-        )  # fmt: skip
-
-    def banner(self) -> str:
-        reaped = (
-            f" (removed {len(self.reaped)} container(s) an earlier run left behind)"
-            if self.reaped else ""
-        )  # fmt: skip
-        return f"{super().banner()} image={self.image}{reaped}"
-
-    def crash(self) -> None:
-        self.container.get_wrapped_container().kill()  # SIGKILL to the server, no shutdown
-        self._wait_status("exited")
-
-    def restart(self) -> None:
-        wrapped = self.container.get_wrapped_container()
-        wrapped.reload()
-        if wrapped.status == "running":
-            wrapped.restart(timeout=10)  # SIGINT (the image's STOPSIGNAL), then start
-        else:
-            wrapped.start()
-        self.container.wait_ready()
-        self.endpoint = replace(self.endpoint, port=self.container.mapped_port())
-
-    def pause(self) -> None:
-        self.container.get_wrapped_container().pause()
-        self._wait_status("paused")
-
-    def resume(self) -> None:
-        self.container.get_wrapped_container().unpause()
-        self._wait_status("running")
-
-    def shut_down_smart(self) -> None:
-        # The container's first process is the postmaster itself (both the official
-        # image's entrypoint and the offline image's exec it), so this SIGTERM is
-        # PostgreSQL's smart shutdown; the image's STOPSIGNAL (SIGINT) is not used here.
-        self.container.get_wrapped_container().kill(signal="SIGTERM")
-        waiting.until(
-            lambda: self.refusal() is not None, timeout=30,
-            what="the server refusing new connections", interval=0.02,
-        )  # fmt: skip
-
-    def _wait_status(self, status: str) -> None:
-        wrapped = self.container.get_wrapped_container()
-
-        def reached() -> bool:
-            wrapped.reload()
-            return wrapped.status == status
-
-        waiting.until(reached, timeout=30, what=f"container {status}", interval=0.02)
-
-    has_log = True
-
-    def log_tail(self, lines: int = 20) -> str:
-        return self.container.log_tail(lines, sep="\n")
-
-    def stop(self) -> None:
-        _discard(self.container)
-
-
-def _discard(container: FailFastPostgresContainer) -> None:
-    """Stop and remove the container, if it is still there (safe to call twice)."""
-    with contextlib.suppress(Exception):
-        container.stop()
-
-
-class UrlServer(Server):
-    backend = "url"
-
-    def banner(self) -> str:
-        from failspec.harness.scenario.workspace import dead_runs_notice  # it builds on servers
-
-        return super().banner() + dead_runs_notice(self)
-
-    def stop(self) -> None:
-        """Nothing to stop: the server was running before the run and goes on running."""
-
-    @classmethod
-    def start(cls, settings: Settings) -> UrlServer:
-        url = parse_db_url(settings.db_url or "")
-        assert url.host is not None  # parse_db_url refuses a URL without one
-        params = tuple(sorted((key, str(value)) for key, value in url.query.items()))
-        return cls(
-            Endpoint(url.host, url.port or 5432, url.username or "postgres", url.password,
-                     url.database or "postgres", params),
-            settings.seconds(5),
-        )  # fmt: skip
-
-
 def _may_set(conn: sa.Connection, parameter: str, value: str) -> bool:
     """Whether the connection's role may SET ``parameter`` (tried in a transaction that is
     rolled back, so nothing changes; a refusal is ``insufficient_privilege``)."""
@@ -535,45 +276,3 @@ def _may_set(conn: sa.Connection, parameter: str, value: str) -> bool:
 def _short(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return text[:200] or type(error).__name__
-
-
-def docker_answers() -> bool:
-    """Whether a Docker daemon answers within a moment (for backend=auto)."""
-    try:
-        import docker
-
-        client = docker.from_env(timeout=3)
-        try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # any failure means: no usable daemon
-        return False
-
-
-BACKEND_CLASSES: dict[str, type[Server]] = {
-    "docker": DockerServer,
-    "embedded": EmbeddedServer,
-    "url": UrlServer,
-}
-
-
-def choose_backend(settings: Settings) -> str:
-    """The backend to use. ``auto`` never picks ``url``: a DATABASE_URL left in the
-    environment must not send the suite to somebody's real database unasked."""
-    if settings.backend != "auto":
-        return settings.backend
-    return "docker" if docker_answers() else "embedded"
-
-
-def start(settings: Settings) -> Server:
-    """Start (or find) the run's server, check it is usable, and return it. Packet-filter
-    rules that runs which died left behind are removed first (whatever the backend)."""
-    packet_filter.reap_stale_rules()
-    server = BACKEND_CLASSES[choose_backend(settings)].start(settings)
-    try:
-        server.check()
-    except BaseException:
-        server.stop()
-        raise
-    return server

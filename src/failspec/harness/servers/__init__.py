@@ -1,0 +1,63 @@
+"""The one PostgreSQL server a run uses: docker, embedded, or an existing one by URL.
+
+``start(settings)`` starts (or finds) it and checks that the suite can work there;
+``server.stop()`` ends whatever was started. Every failure to get a usable server is a
+:class:`SetupError` with one line that names the problem and the fix.
+
+Add a backend here: each is a :class:`Server` subclass (``base``) in a module of its own
+(``embedded``, ``docker``, ``url``) and an entry of ``BACKEND_CLASSES``: its classmethod
+``start(settings)`` starts (or finds) the server and returns the object, whose
+constructor only stores what ``start`` made. ``settings`` holds the run's settings
+(behave's ``-D`` options and their environment twins); ``container`` the docker
+backend's Testcontainers container.
+"""
+
+from __future__ import annotations
+
+from failspec.harness.faults import packet_filter
+from failspec.harness.servers.base import PROBE_CONNECT_TIMEOUT, Endpoint, Server
+from failspec.harness.servers.docker import DockerServer, docker_answers
+from failspec.harness.servers.embedded import EmbeddedServer
+from failspec.harness.servers.settings import Settings
+from failspec.harness.servers.url import UrlServer
+
+__all__ = [
+    "BACKEND_CLASSES",
+    "PROBE_CONNECT_TIMEOUT",
+    "DockerServer",
+    "EmbeddedServer",
+    "Endpoint",
+    "Server",
+    "UrlServer",
+    "choose_backend",
+    "docker_answers",
+    "start",
+]
+
+
+BACKEND_CLASSES: dict[str, type[Server]] = {
+    "docker": DockerServer,
+    "embedded": EmbeddedServer,
+    "url": UrlServer,
+}
+
+
+def choose_backend(settings: Settings) -> str:
+    """The backend to use. ``auto`` never picks ``url``: a DATABASE_URL left in the
+    environment must not send the suite to somebody's real database unasked."""
+    if settings.backend != "auto":
+        return settings.backend
+    return "docker" if docker_answers() else "embedded"
+
+
+def start(settings: Settings) -> Server:
+    """Start (or find) the run's server, check it is usable, and return it. Packet-filter
+    rules that runs which died left behind are removed first (whatever the backend)."""
+    packet_filter.reap_stale_rules()
+    server = BACKEND_CLASSES[choose_backend(settings)].start(settings)
+    try:
+        server.check()
+    except BaseException:
+        server.stop()
+        raise
+    return server

@@ -1,0 +1,89 @@
+"""The embedded backend: a PostgreSQL server the harness runs itself, from binaries on
+this machine (``failspec.harness.postgres``), with full control."""
+
+from __future__ import annotations
+
+import atexit
+from dataclasses import replace
+
+import sqlalchemy as sa
+
+from failspec.harness.postgres import cluster
+from failspec.harness.servers.base import Endpoint, Server
+from failspec.harness.servers.settings import Settings
+
+
+class EmbeddedServer(Server):
+    backend = "embedded"
+    controllable = True
+
+    def __init__(
+        self, pg: cluster.EmbeddedPostgres, endpoint: Endpoint, connect_timeout: float,
+        reaped: list[int],
+    ) -> None:  # fmt: skip
+        super().__init__(endpoint, connect_timeout)
+        self.pg = pg
+        #: Servers left running by earlier runs that died (SIGKILL), stopped by start().
+        self.reaped = reaped
+
+    @classmethod
+    def start(cls, settings: Settings) -> EmbeddedServer:
+        bin_dir = cluster.find_binaries(settings.pg_bin)
+        reaped = cluster.reap_stale_servers()
+        pg = cluster.EmbeddedPostgres(
+            bin_dir, port=settings.pg_port, ready_timeout=settings.seconds(15)
+        )
+        pg.start()
+        atexit.register(pg.stop)  # a crash of the harness must not leave it running
+        server = cls(
+            pg,
+            Endpoint("127.0.0.1", pg.port or 0, cluster.SUPERUSER, pg.password, "postgres"),
+            settings.seconds(5),
+            reaped,
+        )
+        engine = server.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                exists = conn.execute(
+                    sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
+                    {"d": cluster.DATABASE},
+                ).first()
+                if not exists:  # a cluster from initdb rather than from the template
+                    conn.execute(sa.text(f"CREATE DATABASE {cluster.DATABASE}"))
+        except BaseException:
+            server.stop()
+            raise
+        finally:
+            engine.dispose()
+        server.endpoint = replace(server.endpoint, database=cluster.DATABASE)
+        return server
+
+    def banner(self) -> str:
+        reaped = (
+            f" (stopped {len(self.reaped)} server(s) an earlier run left behind)"
+            if self.reaped else ""
+        )  # fmt: skip
+        return f"{super().banner()} binaries={self.pg.bin_dir}{reaped}"
+
+    def crash(self) -> None:
+        self.pg.crash()
+
+    def restart(self) -> None:
+        self.pg.restart()
+
+    def pause(self) -> None:
+        self.pg.pause()
+
+    def resume(self) -> None:
+        self.pg.resume()
+
+    def shut_down_smart(self) -> None:
+        self.pg.shut_down_smart()
+
+    def stop(self) -> None:
+        self.pg.stop()
+
+    has_log = True
+
+    def log_tail(self, lines: int = 20) -> str:
+        return self.pg.log_tail(lines)
