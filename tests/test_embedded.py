@@ -17,7 +17,7 @@ import psutil
 import psycopg2
 import pytest
 
-from failspec.harness import waiting
+from failspec.harness import processes, waiting
 from failspec.harness.errors import SetupError
 from failspec.harness.postgres import cluster
 
@@ -58,7 +58,7 @@ def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
     finally:
         pg.stop()
     assert not base.exists()
-    assert not cluster.pid_alive(pid) or cluster._is_zombie(pid)
+    assert not processes.pid_alive(pid) or processes.is_zombie(pid)
 
 
 def test_the_server_runs_unprivileged_when_the_harness_is_root():
@@ -189,7 +189,7 @@ def test_a_paused_server_left_by_a_killed_run_is_stopped_with_all_its_processes_
     )  # fmt: skip
     pid_text, base_text = run.stdout.readline().split()
     postmaster, base = int(pid_text), Path(base_text)
-    server = [postmaster, *cluster._children(postmaster)]
+    server = [postmaster, *processes.children(postmaster)]
     segments = {i for i, creator in sysv_segments().items() if creator == postmaster}
     files = posix_segments(postmaster)
     try:
@@ -232,7 +232,7 @@ def test_a_server_whose_killed_owner_is_a_zombie_is_stopped_by_the_next_start():
         postmaster, base = int(pid_text), Path(base_text)
         run.send_signal(signal.SIGKILL)
         # Not waited for: its parent (this process) has not reaped it, so it is a zombie.
-        waiting.until(lambda: cluster._is_zombie(run.pid), timeout=10, what="a zombie owner")
+        waiting.until(lambda: processes.is_zombie(run.pid), timeout=10, what="a zombie owner")
 
         stopped_by_the_next_start([postmaster], base)
     finally:
@@ -247,16 +247,16 @@ def test_a_live_run_server_is_not_reaped():
     pg.start()
     try:
         assert pg.pid not in cluster.reap_stale_servers()
-        assert cluster.pid_alive(pg.pid)
+        assert processes.pid_alive(pg.pid)
     finally:
         pg.stop()
 
 
 def test_a_recycled_owner_pid_does_not_count_as_the_owner():
-    me = cluster.Owner.me()
+    me = processes.Owner.me()
     assert me.alive()
     if me.started is not None:
-        assert not cluster.Owner(me.pid, str(int(me.started) + 1)).alive()
+        assert not processes.Owner(me.pid, str(int(me.started) + 1)).alive()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root harness runs the server as another user")
@@ -370,7 +370,7 @@ class KilledServer:
     on a failure of the test, nothing of it left either."""
 
     def __init__(self, postmaster: int, data: Path) -> None:
-        self.server = [postmaster, *cluster._children(postmaster)]
+        self.server = [postmaster, *processes.children(postmaster)]
         self.segment = recorded_segment(data)
         self.files: set[Path] = set()
         for pid in self.server:
@@ -417,7 +417,7 @@ def test_a_server_found_killed_at_stop_leaves_no_shared_memory(case, monkeypatch
             monkeypatch.setattr(cluster, "_remove_by_hand", lambda segment, data: None)
         if case == "by-postgres, its pid a zombie":  # of the server's user, as it was
             zombie = subprocess.Popen(["true"], **pg._as_user())
-            waiting.until(lambda: cluster._is_zombie(zombie.pid), timeout=10, what="zombie")
+            waiting.until(lambda: processes.is_zombie(zombie.pid), timeout=10, what="zombie")
             pid_file = pg.data / "postmaster.pid"
             lines = pid_file.read_text().split("\n")
             pid_file.write_text("\n".join([str(zombie.pid), *lines[1:]]))

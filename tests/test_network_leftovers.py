@@ -11,10 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from failspec.harness import servers, waiting
+from failspec.harness import processes, servers, waiting
 from failspec.harness.faults import hangs, packet_filter
 from failspec.harness.faults.network import PacketLoss
-from failspec.harness.postgres import cluster
 from failspec.harness.servers.settings import Settings
 
 pytestmark = [
@@ -68,7 +67,7 @@ def test_a_packet_loss_rule_left_by_a_killed_run_is_removed_when_the_next_run_st
         if reaped:
             holder.wait()
         else:  # its parent (this process) has not reaped it yet
-            waiting.until(lambda: cluster._is_zombie(holder.pid), timeout=10, what="zombie")
+            waiting.until(lambda: processes.is_zombie(holder.pid), timeout=10, what="zombie")
 
         servers.start(Settings(backend="embedded")).stop()
 

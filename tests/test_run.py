@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from failspec.harness import waiting
+from failspec.harness import processes, waiting
 from failspec.harness.faults.network import PacketLoss
-from failspec.harness.postgres import cluster
 from failspec.report.html import build_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,7 +142,7 @@ def test_an_interrupted_run_stops_its_server_and_leaves_nothing(sig, tmp_path):
         if run.poll() is None:
             run.kill()
     assert run.returncode != 0, output
-    assert not cluster.pid_alive(server["pid"]) or cluster._is_zombie(server["pid"])
+    assert not processes.pid_alive(server["pid"]) or processes.is_zombie(server["pid"])
     assert not Path(server["base"]).exists()
     with pytest.raises(ConnectionRefusedError):  # the proxy no longer listens
         socket.create_connection(("127.0.0.1", server["proxy_port"]), timeout=1).close()

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from failspec.harness import waiting
-from failspec.harness.postgres import cluster
+from failspec.harness import processes, waiting
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "features", "scripts", "run-spec", "pyproject.toml", "requirements.txt",
@@ -59,7 +58,7 @@ def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, 
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     assert run.returncode == 128 + sig, output
-    assert not cluster.pid_alive(behave), output  # behave was stopped, not left running
+    assert not processes.pid_alive(behave), output  # behave was stopped, not left running
     name = signal.Signals(sig).name
     assert f"failspec: interrupted by {name}" in output
     reports = tree / "reports"

@@ -16,7 +16,7 @@ import shlex
 import shutil
 import subprocess
 
-from failspec.harness.postgres.cluster import pid_alive
+from failspec.harness.processes import pid_alive
 
 #: The start of every rule's comment; the owning process's pid follows.
 COMMENT = "failspec-packet-loss:"

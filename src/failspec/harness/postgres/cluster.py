@@ -37,7 +37,7 @@ from typing import TypedDict
 
 import psutil
 
-from failspec.harness import waiting
+from failspec.harness import processes, waiting
 
 if os.name != "nt":
     import pwd
@@ -170,45 +170,6 @@ def _runs_as(bin_dir: Path, user: pwd.struct_passwd) -> bool:
     return done.returncode == 0
 
 
-@dataclass
-class Owner:
-    """Who started a server: a pid and, where the OS tells, that process's start time."""
-
-    pid: int
-    started: str | None
-
-    @classmethod
-    def me(cls) -> Owner:
-        return cls(os.getpid(), _process_start(os.getpid()))
-
-    def alive(self) -> bool:
-        """Whether the owner still runs: not gone, not a zombie, not a recycled pid."""
-        if not pid_alive(self.pid):
-            return False
-        # A recycled pid belongs to a different process with a different start time.
-        return self.started is None or _process_start(self.pid) == self.started
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not ended. A zombie (a process that ended
-    and whose parent has not reaped it, e.g. a run killed under a parent that never
-    waits) has ended: it runs no code and holds nothing but its exit status (proc(5))."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:  # ZombieProcess too, where the OS says so that way
-        return False
-    except psutil.AccessDenied:
-        return True
-
-
-def _process_start(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22: start time in clock ticks
-
-
 SHM = Path("/dev/shm")
 SHM_NEEDED = 512 * 1024 * 1024
 
@@ -238,7 +199,7 @@ def reap_stale_servers() -> list[int]:
     bases = [base for parent in server_parents() for base in parent.glob(f"{DIR_PREFIX}*")]
     for base in sorted(bases):
         try:
-            owner = Owner(**json.loads((base / OWNER_FILE).read_text()))
+            owner = processes.Owner(**json.loads((base / OWNER_FILE).read_text()))
         except (OSError, ValueError, TypeError):
             continue  # not one of ours, or still being set up
         if owner.alive():
@@ -270,38 +231,19 @@ def _stop_orphan(pid: int, deadline: float) -> None:
     except psutil.NoSuchProcess:
         return
     for process in server:
-        _signal_group(process, signal.SIGCONT)
-    _signal_group(postmaster, signal.SIGQUIT)
+        processes.signal_group(process, signal.SIGCONT)
+    processes.signal_group(postmaster, signal.SIGQUIT)
     try:
         waiting.until(
-            lambda: all(map(_ended, server)), timeout=deadline, what=f"exit of server {pid}"
+            lambda: all(map(processes.ended, server)),
+            timeout=deadline,
+            what=f"exit of server {pid}",
         )
     except waiting.WaitTimeout:
         for process in server:
-            _signal_group(process, signal.SIGKILL)
+            processes.signal_group(process, signal.SIGKILL)
         with contextlib.suppress(waiting.WaitTimeout):  # one stuck in the kernel: go on
-            waiting.until(lambda: all(map(_ended, server)), timeout=deadline, what="kill")
-
-
-def _signal_group(process: psutil.Process, sig: signal.Signals) -> None:
-    """Send ``sig`` to the process group ``process`` leads, or to it alone if it leads
-    none; nothing if it has ended (psutil checks its pid was not reused meanwhile)."""
-    try:
-        if not process.is_running():
-            return
-        if os.name != "nt" and os.getpgid(process.pid) == process.pid:
-            os.killpg(process.pid, sig)
-        else:
-            process.send_signal(sig)
-    except (psutil.NoSuchProcess, ProcessLookupError):
-        pass
-
-
-def _ended(process: psutil.Process) -> bool:
-    try:
-        return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+            waiting.until(lambda: all(map(processes.ended, server)), timeout=deadline, what="kill")
 
 
 def postmaster_pid(data: Path) -> int | None:
@@ -315,7 +257,7 @@ def _is_postmaster_of(pid: int, data: Path) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
-        return pid_alive(pid)  # no /proc (macOS): trust postmaster.pid, as pg_ctl does
+        return processes.pid_alive(pid)  # no /proc (macOS): trust postmaster.pid, as pg_ctl does
     return str(data).encode() in cmdline
 
 
@@ -560,38 +502,6 @@ def _remove_by_hand(segment: SharedMemory, data: Path) -> None:
     segment.remove()
 
 
-def _stop_pid(pid: int, sig: signal.Signals, deadline: float) -> None:
-    """Send ``sig`` and wait for the process to go; SIGKILL it past the deadline."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    try:
-        waiting.until(lambda: _gone(pid), timeout=deadline, what=f"exit of process {pid}")
-    except waiting.WaitTimeout:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def _gone(pid: int) -> bool:
-    return not pid_alive(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.ZombieProcess:
-        return True
-    except psutil.NoSuchProcess:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (PostgreSQL's backends and workers)."""
-    try:
-        return [child.pid for child in psutil.Process(pid).children()]
-    except psutil.NoSuchProcess:
-        return []
-
-
 def _end_cleanly(process: subprocess.Popen[str], deadline: float) -> None:
     """Stop ``process`` (initdb) as an interrupt at its own terminal would, and wait.
 
@@ -706,7 +616,7 @@ class EmbeddedPostgres:
 
     def _make_base(self) -> None:
         self.base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=self.parent or server_parent()))
-        (self.base / OWNER_FILE).write_text(json.dumps(Owner.me().__dict__))
+        (self.base / OWNER_FILE).write_text(json.dumps(processes.Owner.me().__dict__))
         if self.user is not None:
             os.chown(self.base, self.user.pw_uid, self.user.pw_gid)
 
@@ -834,7 +744,7 @@ class EmbeddedPostgres:
             # already reaped, may now belong to another process.)
             with contextlib.suppress(OSError):
                 self.resume()  # a paused server cannot act on the signal
-            _stop_pid(self.process.pid, sig, deadline=10.0)
+            processes.stop_pid(self.process.pid, sig, deadline=10.0)
         if self.process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=5)
@@ -887,7 +797,7 @@ class EmbeddedPostgres:
 
     def _server_pids(self) -> list[int]:
         assert self.process is not None, "the server is not running"
-        return [self.process.pid, *_children(self.process.pid)]
+        return [self.process.pid, *processes.children(self.process.pid)]
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -27,7 +27,7 @@ from testcontainers.core.wait_strategies import WaitStrategy, WaitStrategyTarget
 
 from failspec.harness import waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.postgres.cluster import Owner
+from failspec.harness.processes import Owner
 
 #: PostgreSQL's port inside the container (the image's default).
 PORT = 5432
