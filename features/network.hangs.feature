@@ -6,7 +6,8 @@ Feature: Every wait of a request ends, and the specification says what ends it: 
   silent in five ways: the server freezes (its processes stop; its machine still accepts
   and acknowledges), the network is cut (no packet gets through either way), the network
   accepts but never answers (something in between acknowledges and forwards nothing), the
-  server goes away (connections refused or reset), or the server ends the session. For
+  server goes away (connections refused or reset: the fault proxy in front of it does this,
+  while the server itself runs on), or the server ends the session. For
   each place and each silence, a scenario states which setting of the application ends
   the wait, and after how long; the run measures it, and the report shows every cell.
   
@@ -15,7 +16,9 @@ Feature: Every wait of a request ends, and the specification says what ends it: 
   acknowledged; Linux counts it from the first retransmission, 0.4 s after the data on this
   machine's loopback, and checks a connection being opened at its first retry of the
   handshake, after 1 s); TCP keepalives after 1 s of quiet, then every 1 s, giving up after
-  1 unanswered probe (a reply awaited over a quiet connection: 2 s); a statement timeout of
+  1 unanswered probe (a reply awaited over a quiet connection: 2 s; with the TCP user
+  timeout set, Linux gives up at the first probe time past it whatever the count says,
+  which is also 2 s here); a statement timeout of
   0.5 s and a lock timeout of 0.3 s, both counted and enforced by the server; a pool of one
   connection that waits 0.5 s for it to be given back; and no retry, so that each cell is
   one wait. Measured times must lie within 20 % of what the settings give; "at once" means

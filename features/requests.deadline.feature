@@ -1,18 +1,22 @@
-Feature: A request deadline: the application waits for the database no longer than it chose
+Feature: A request deadline: each attempt of a payment waits for the database no longer than the application chose
   Some silences no connection setting can end. A server that is frozen (its processes
   stopped, as when the machine under it is paused) still has its network acknowledge
   every request, and so does a network that takes requests in but never delivers them:
   the connect timeout only covers opening a connection, the TCP user timeout and the
   keepalives only notice a network that stops acknowledging, and the statement timeout
   is the server's own, which a frozen server never applies. The application's request
-  deadline covers every wait of a request: taking a connection from the pool (its test
-  of the connection included), each statement, and the reply to COMMIT. When it runs
-  out, the request fails with deadline_exceeded and its connection is thrown away.
+  deadline bounds each attempt of a payment or a transfer, and each read through the
+  pool, in every wait on the database: opening a connection, the pool's test of an idle
+  one, each statement, and the reply to COMMIT. It does not bound waiting for a free
+  connection from the pool (the pool timeout does), nor a whole operation: each retry
+  has a deadline of its own, so three attempts may take three deadlines. When it runs
+  out, the attempt fails with deadline_exceeded and its connection is thrown away.
   
   A COMMIT that got no reply in time may have been carried out or not: the application
   is told that the outcome is unknown, and the ledger's retry looks the payment up by its
-  reference, so it is applied exactly once. A deadline that runs out before anything was
-  sent (while the connection opens) is retried too; each attempt has a deadline of its own.
+  reference, so it is applied exactly once; if the retries fail too, the error still
+  says the outcome is unknown. A deadline that runs out before anything was sent (while
+  the connection opens) is retried too.
   The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
   pending); every other account starts at 0.00.
 
@@ -60,6 +64,14 @@ Feature: A request deadline: the application waits for the database no longer th
       And exactly one operation has the reference ref-1201
       And the balance of erin is 15.00
       And the connection that ran out of time was thrown away at once, never given back to the pool
+
+    @network
+    Scenario: A payment whose COMMIT got no reply, and whose retries then ran out of time too, fails saying its outcome is unknown
+      Given the application gives up on any request the database has not answered within 1 second
+      And the network will take in the next commit without answering
+      When the application pays 15.00 to erin with reference ref-1204
+      Then it fails with deadline_exceeded, saying the payment may or may not have been applied
+      And it fails with deadline_exceeded after 3 attempts
 
     @network
     Scenario: Without a retry, a payment whose COMMIT got no reply fails at the deadline, saying its outcome is unknown

@@ -3,6 +3,7 @@ wait callback is registered, and what a request that runs out of time leaves beh
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -112,10 +113,40 @@ def test_a_bounded_statement_fails_at_the_deadline_and_its_connection_is_discard
         conn.exec_driver_sql("SELECT pg_sleep(3)")
 
     assert condition_of(failed.value) == "deadline_exceeded"
+    assert not deadline.outcome_unknown(failed.value)  # a statement, not COMMIT
     assert failed.value.connection_invalidated
     assert 0.3 <= time.monotonic() - started < 1.5
     with engine.connect() as conn:  # a new server connection, not the one that timed out
         assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != first
+
+
+@pytest.mark.server
+def test_a_deadline_bounds_only_the_thread_that_set_it(workspace, installed):
+    # Two requests at once on bounded connections: one thread's short deadline must not
+    # cut the other thread's longer statement (the deadline is a context variable).
+    engine = workspace.engine(connect_args=deadline.connect_args(), pool_size=2, max_overflow=0)
+    results: dict[str, object] = {}
+    started = threading.Barrier(2)
+
+    def request(name: str, seconds: float | None, sleep: float) -> None:
+        started.wait(timeout=5)
+        try:
+            with deadline.within(seconds), engine.connect() as conn:
+                conn.exec_driver_sql(f"SELECT pg_sleep({sleep})")
+            results[name] = "done"
+        except sa.exc.OperationalError as error:
+            results[name] = condition_of(error)
+
+    threads = [
+        threading.Thread(target=request, args=("bounded", 0.2, 2.0)),
+        threading.Thread(target=request, args=("unbounded", None, 0.6)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == {"bounded": "deadline_exceeded", "unbounded": "done"}
+    engine.dispose()
 
 
 @pytest.mark.server

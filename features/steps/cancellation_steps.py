@@ -13,14 +13,16 @@ import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter ty
 from failspec.harness.concurrency.cancellation import (
     Worker,
     cancel_as_administrator,
+    has_setting,
     is_sleeping,
     run_report,
     work_of,
 )
 from failspec.ledger import Payment, RetryPolicy
 
-#: The first PostgreSQL release with client_connection_check_interval.
-CHECKS_CLIENTS_SINCE = 14
+#: The server setting (PostgreSQL 14 and later) that has it check a running statement's
+#: client ("Connections and Authentication").
+CHECK_INTERVAL = "client_connection_check_interval"
 #: How long after its report ends a server that did not check its client may take to
 #: notice it is gone and end the session (s, scaled): it notices when it sends the result.
 NOTICES_AFTER_REPORT = 1.0
@@ -118,14 +120,13 @@ def step_same_process(context, name):
     "the server checks every {seconds:Seconds} seconds that the client of a running statement is still there"
 )
 def step_check_interval(context, seconds):
-    major = int(context.server.version.split(".")[0])
-    if major < CHECKS_CLIENTS_SINCE:
+    if not has_setting(context.workspace.run.admin, CHECK_INTERVAL):
         context.scenario.skip(
-            f"PostgreSQL {context.server.version} has no client_connection_check_interval (14 and later)"
+            f"PostgreSQL {context.server.version} has no {CHECK_INTERVAL} (14 and later)"
         )
         return
     context.worker_settings = {
-        "client_connection_check_interval": f"{round(context.settings.seconds(seconds) * 1000)}ms"
+        CHECK_INTERVAL: f"{round(context.settings.seconds(seconds) * 1000)}ms"
     }
 
 

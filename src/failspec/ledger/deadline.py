@@ -182,9 +182,18 @@ def is_deadline_exceeded(error: BaseException | None) -> bool:
     return isinstance(getattr(error, "orig", None) or error, DeadlineExceeded)
 
 
+#: Set (True) on an operation's final error when an earlier attempt's COMMIT got no reply
+#: within the deadline and no later attempt found out what happened (Ledger._bounded).
+OUTCOME_UNKNOWN = "failspec_outcome_unknown"
+
+
 def outcome_unknown(error: BaseException | None) -> bool:
-    """Whether ``error`` is the deadline running out while COMMIT's reply was awaited."""
+    """Whether ``error`` leaves the operation's outcome unknown: the deadline ran out while
+    COMMIT's reply was awaited, in this attempt or, for the error an operation finally
+    raises, in an earlier one (:data:`OUTCOME_UNKNOWN`)."""
     cause = getattr(error, "orig", None) or error
+    if getattr(error, OUTCOME_UNKNOWN, False) or getattr(cause, OUTCOME_UNKNOWN, False):
+        return True
     return isinstance(cause, DeadlineExceeded) and cause.outcome_unknown
 
 

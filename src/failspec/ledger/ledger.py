@@ -266,12 +266,30 @@ class Ledger:
 
     def _bounded(self, attempt: Callable[[int], Receipt]) -> Callable[[int], Receipt]:
         """``attempt``, each call of it within its own request deadline: a retry after the
-        deadline ran out gets a deadline of its own to find out what happened."""
-        from failspec.ledger.deadline import within
+        deadline ran out gets a deadline of its own to find out what happened. Once an
+        attempt's COMMIT got no reply, the outcome stays unknown until an attempt finds the
+        operation by its reference: the error of a later attempt that fails says so too,
+        so the caller never takes "failed" for "not applied"."""
+        from failspec.ledger.deadline import OUTCOME_UNKNOWN, outcome_unknown, within
+
+        unknown: list[int] = []  # the attempts whose COMMIT got no reply
 
         def bounded(number: int) -> Receipt:
-            with within(self.deadline):
-                return attempt(number)
+            try:
+                with within(self.deadline):
+                    return attempt(number)
+            except Exception as error:
+                if outcome_unknown(error):
+                    unknown.append(number)
+                elif unknown:
+                    setattr(error, OUTCOME_UNKNOWN, True)
+                    note(
+                        error,
+                        f"attempt {unknown[0]}'s COMMIT got no reply within the deadline: "
+                        "whether the operation was applied is unknown; look it up by its "
+                        "reference before doing it again",
+                    )
+                raise
 
         return bounded
 

@@ -111,6 +111,14 @@ def is_sleeping(admin: Engine, pid: int | None) -> bool:
     return work is not None and work.sleeping
 
 
+def has_setting(admin: Engine, name: str) -> bool:
+    """Whether the server knows the setting ``name`` (``pg_settings``): what a version
+    number would only imply."""
+    with admin.connect() as conn:
+        found = conn.execute(sa.text("SELECT 1 FROM pg_settings WHERE name = :n"), {"n": name})
+        return found.first() is not None
+
+
 def cancel_as_administrator(admin: Engine, pid: int) -> bool:
     """Cancel the statement server process ``pid`` runs now, as an administrator does
     (``pg_cancel_backend``). Returns whether the signal was sent; like the driver's cancel,

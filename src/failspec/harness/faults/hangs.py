@@ -422,10 +422,13 @@ class Hang:
         )
 
         def waiting_pid() -> int | None:
-            if not sockets or unacknowledged(sockets[-1]):
+            if not sockets:
                 return None
             with self.workspace.run.admin.connect() as conn:
-                return conn.execute(query, {"a": name, "t": event_type, "e": event}).scalar()
+                pid = conn.execute(query, {"a": name, "t": event_type, "e": event}).scalar()
+            # Checked after the server shows the request waiting: the request has been
+            # sent by then, and only now can "all acknowledged" include it.
+            return pid if pid is not None and not unacknowledged(sockets[-1]) else None
 
         def watch() -> None:
             try:

@@ -21,8 +21,7 @@ DIALECT = "postgresql+psycopg2"
 
 
 #: The connect timeout (s) of the first connection to a server, whatever timeout_scale
-#: says: a server that cannot be reached ends the run within seconds (libpq's minimum
-#: connect_timeout is 2 s).
+#: says: a server that cannot be reached ends the run within seconds.
 PROBE_CONNECT_TIMEOUT = 5
 
 
