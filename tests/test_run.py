@@ -77,7 +77,7 @@ def test_nothing_is_left_when_steps_fail_break_or_a_hook_fails(server, tmp_path)
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "1 scenario passed, 1 failed, 1 error, 1 hook_error" in output, output
-    assert "HOOK-ERROR in after_scenario: GuardFailed: the scenario left behind" in output
+    assert "HOOK-ERROR in the guards fixture: GuardFailed: the scenario left behind" in output
     assert scenario_schemas(server) == []
     assert scenario_connections(server) == []
     metrics = json.loads((tmp_path / "metrics.json").read_text())

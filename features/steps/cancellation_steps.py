@@ -6,7 +6,7 @@ process it ran on then; ``context.worker`` is the worker process of the last sce
 that has one, ``context.worker_settings`` the server settings its connection asks for.
 """
 
-from behave import given, then, when
+from behave import given, then, use_fixture, when
 from hamcrest import assert_that, equal_to, greater_than_or_equal_to, less_than_or_equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
@@ -18,6 +18,7 @@ from failspec.harness.concurrency.cancellation import (
     run_report,
     work_of,
 )
+from failspec.harness.scenario.fixtures import held
 from failspec.ledger import Payment, RetryPolicy
 
 #: The server setting (PostgreSQL 14 and later) that has it check a running statement's
@@ -133,10 +134,10 @@ def step_check_interval(context, seconds):
 @when("a worker of the application starts a report the server needs {seconds:Seconds} seconds for")
 @when("a worker of the application starts a report the server needs {seconds:Seconds} second for")
 def step_worker_report(context, seconds):
-    context.worker = Worker(
+    worker = Worker(
         context.workspace, getattr(context, "worker_settings", {}), context.sessions.timeout
     )
-    context.workspace.harness_resources.append(context.worker.close)
+    context.worker = use_fixture(held, context, worker)
     context.worker.start_report(seconds)
 
 

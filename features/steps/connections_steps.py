@@ -1,12 +1,13 @@
 """Connecting, the application's pool, and connections the server ends."""
 
-from behave import given, when
+from behave import given, use_fixture, when
 from hamcrest import assert_that
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.faults import network
 from failspec.harness.matchers import fails_with
 from failspec.harness.scenario.application import OtherClients
+from failspec.harness.scenario.fixtures import held
 
 PROBLEMS = {
     "a wrong password": {"password": "not-the-password"},
@@ -31,7 +32,7 @@ def step_connect_silent(context):
 
 
 def _connect_to(context, address):
-    context.add_cleanup(address.close)
+    use_fixture(held, context, address)
     context.outcome = context.app.connect_once(host=address.host, port=address.port)
 
 
@@ -82,7 +83,7 @@ def step_leave_idle(context):
 @given("other clients hold every connection the server has left")
 def step_fill_slots(context):
     others = OtherClients(context.workspace)
-    context.workspace.harness_resources.append(others.release)
+    use_fixture(held, context, others, others.release)
     context.other_clients = others
     others.take_every_slot()
     assert_that(others.refusal, fails_with("too_many_connections"))

@@ -3,7 +3,7 @@
 import re
 
 import parse
-from behave import given, register_type, then
+from behave import given, register_type, then, use_fixture
 from hamcrest import assert_that, equal_to, greater_than
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
@@ -11,6 +11,7 @@ from failspec.conditions import is_known_condition
 from failspec.harness.faults import hangs
 from failspec.harness.faults.hangs import Cell, Hang
 from failspec.harness.faults.network import PacketLoss
+from failspec.harness.scenario.fixtures import held
 
 
 def _one_of(values):
@@ -62,12 +63,12 @@ def step_silence_during(context, fault, phase):
     if fault == hangs.CUT and (reason := PacketLoss.unavailable()) is not None:
         context.scenario.skip(f"a cut network needs real packet loss: {reason}")
         return
-    context.hang = Hang(
+    context.hang = hang = Hang(
         context.app, context.workspace, context.network, context.server_faults,
         phase=phase, fault=fault, timeout=context.settings.seconds(3),
     )  # fmt: skip
-    context.workspace.harness_resources.append(context.hang.close)
-    context.hang.arm()
+    use_fixture(held, context, hang)
+    hang.arm()
 
 
 @then("the payment {result:Result}, its wait ended by an answer at once: {ended:Ended}")

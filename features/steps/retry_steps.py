@@ -2,12 +2,13 @@
 session holds, and limits the application sets itself."""
 
 import sqlalchemy as sa
-from behave import given
+from behave import given, use_fixture
 from hamcrest import assert_that
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.faults import server as server_faults
 from failspec.harness.matchers import succeeds
+from failspec.harness.scenario.fixtures import held
 from failspec.ledger import Ledger
 
 
@@ -29,8 +30,7 @@ def step_crash_until_second_wait(context):
 def step_other_client(context):
     engine = context.workspace.engine(label="another client", poolclass=sa.pool.NullPool)
     #: The connection of a client other than the application, held until it leaves.
-    context.other_client = engine.connect()
-    context.workspace.harness_resources.append(context.other_client.close)
+    context.other_client = use_fixture(held, context, engine.connect(), what="another client")
 
 
 @given("the server is shutting down, waiting for its clients to leave")

@@ -42,9 +42,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from behave import use_fixture
 from behave.model import Feature, Scenario
 from behave.model_type import Status
 from behave.reporter.base import Reporter
@@ -62,11 +63,15 @@ from failspec.harness.faults.server import ServerFaults
 from failspec.harness.guards.audit import Auditor
 from failspec.harness.guards.leaks import find_leaks
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
+from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.application import Application
+from failspec.harness.scenario.fixtures import Guards
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace
 from failspec.harness.servers.settings import Settings
 from failspec.ledger import Ledger
 from failspec.report import junit, record
+
+T = TypeVar("T")
 
 #: Scenarios tagged with this may change committed payments; every other one may not.
 CHANGES_LEDGER = "changes-ledger"
@@ -101,6 +106,7 @@ RESEND = 0.25
 
 def before_all(context: Any) -> None:
     context.stopping = Stopping()
+    context.on_cleanup_error = _cleanup_error
     _stop_on_signals(context)
     _report_early_stops(context)
     if not context.config.capture_log:
@@ -119,6 +125,13 @@ def before_all(context: Any) -> None:
     for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS),
                   reports_dir(context) / HANG_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
+
+
+def _cleanup_error(context: Any, cleanup: Callable[[], None], error: BaseException) -> None:
+    """behave's handler for a fixture's cleanup that raised (``context.on_cleanup_error``):
+    one line; none for the guards' findings, which say so themselves (HOOK-ERROR)."""
+    if not isinstance(error, GuardFailed):
+        print(f"CLEANUP-ERROR: {type(error).__name__}: {first_line(error)}", flush=True)
 
 
 def reports_dir(context: Any) -> Path:
@@ -180,85 +193,110 @@ def _prepare(context: Any, scenario: Any) -> None:
             "so it cannot crash, restart, pause or shut it down"
         )
         return
-    workspace = context.run.workspace(scenario.name)
-    context.workspace = workspace
-    context.add_cleanup(context.run.retire, workspace)
+    workspace = use_fixture(fixtures.schema, context, scenario.name)
     # Contiguous windows: what the server counts between two scenarios goes to the next.
     metrics = context.run_metrics
     context.counters_before = metrics.last_counters or database_counters(context.run.admin)
-    # What the harness opens for the scenario is closed before the leak guard looks
-    # (latest first), and again, harmlessly, by behave's cleanups if a hook broke.
     context.audit = Auditor(workspace)
-    context.app = Application(workspace)
-    _owned(context, workspace, context.app.close)
+    # The guards look once everything made after them is closed (fixtures.TEARDOWN).
+    use_fixture(fixtures.guarded, context, lambda guards: _guard(context, scenario, guards))
+    context.app = _held(context, Application(workspace), "the application")
     deadline = SESSION_DEADLINE * context.settings.timeout_scale
     # Each session is another instance of the application: its engine options are the
     # application's (read when it first connects), its pool is its own.
-    context.sessions = Interleaving(
-        workspace, timeout=deadline, engine_options=context.app.instance_options
+    context.sessions = _held(
+        context,
+        Interleaving(workspace, timeout=deadline, engine_options=context.app.instance_options),
+        "the sessions",
     )
-    _owned(context, workspace, context.sessions.close)
     context.history = History()
     context.network = None
     if NETWORK in scenario.effective_tags:
-        context.network = Network(context.server)
-        _owned(context, workspace, context.network.close)
+        context.network = _held(context, Network(context.server), "the network")
         context.app.url = context.sessions.url = context.network.url()
-    context.server_faults = ServerFaults(context.server)
-    _owned(context, workspace, context.server_faults.close)
+    context.server_faults = _held(context, ServerFaults(context.server), "the server faults")
     context.outcome = None
     context.scenario_metrics.overhead_ms = (time.perf_counter() - started) * 1000
 
 
-def _owned(context: Any, workspace: Workspace, close: Callable[[], None]) -> None:
-    workspace.harness_resources.append(close)
-    context.add_cleanup(close)
+def _held(context: Any, resource: T, what: str) -> T:
+    held: T = use_fixture(fixtures.held, context, resource, what=what)
+    return held
 
 
 def after_scenario(context: Any, scenario: Any) -> None:
-    """The guards: committed payments change only where a scenario says so, the books
-    balance (each balance = opening + payments + transfers in - transfers out), and nothing
-    of the scenario is left holding the server. Then its metrics and, if it failed, its
-    evidence are kept for the reports. Every phase runs, whatever an earlier one raised;
-    what went wrong is reported together at the end.
-
-    A scenario that did not run to its end (interrupted, or prepared only half-way) has
-    what the harness made for it closed and nothing checked. A scenario after which the
-    server is gone stops the run (:func:`_server_stopped`)."""
+    """The scenario's figures and, for skips, the reason on the console. What it holds is
+    closed after this hook, by its fixtures (failspec.harness.scenario.fixtures, in the
+    order of its TEARDOWN), and the guards look then (:func:`_guard`)."""
     stopping: Stopping = context.stopping
     stopping.phase = "hook"
     try:
-        _after_scenario(context, scenario, stopping)
+        entry = context.scenario_metrics
+        entry.status = scenario.status.name
+        entry.skip_reason = getattr(scenario, "skip_reason", None)
+        entry.duration_s = round(scenario.duration, 4)
+        context.run_metrics.add(entry)
+        if entry.skip_reason:  # on the console too, not only in the report
+            print(f"failspec: skipped {entry.location} ({scenario.name}): {entry.skip_reason}")
+        sessions = getattr(context, "sessions", None)
+        # What the sessions said, for a failed scenario's evidence: before they are closed.
+        context.transcripts = sessions.transcripts() if sessions is not None else {}
     finally:
         stopping.phase = "between"
 
 
-def _after_scenario(context: Any, scenario: Any, stopping: Stopping) -> None:
+def _guard(context: Any, scenario: Any, guards: Guards) -> None:
+    """The guards, once the scenario's resources are closed: committed payments change
+    only where a scenario says so, the books balance (each balance = opening + payments +
+    transfers in - transfers out), and nothing of the scenario is left holding the server.
+    Then its counters and, if it failed, its evidence are kept for the reports. Every
+    phase runs, whatever an earlier one raised; what went wrong (``guards.problems`` from
+    closing, too) is reported together at the end, as the scenario's hook error.
+
+    A scenario that did not run to its end (interrupted, or prepared only half-way) has
+    nothing checked. A scenario after which the server is gone stops the run
+    (:func:`_server_stopped`)."""
+    stopping: Stopping = context.stopping
+    phase, stopping.phase = stopping.phase, "hook"
+    try:
+        _check(context, scenario, stopping, guards.problems)
+    except GuardFailed as error:
+        _fail_as_hook(scenario, error)
+        raise
+    finally:
+        stopping.phase = phase
+
+
+def _fail_as_hook(scenario: Any, error: GuardFailed) -> None:
+    """End the scenario as behave ends one whose hook failed (status ``hook_error``, the
+    error its reason in every report), with the same console line."""
+    message = f"HOOK-ERROR in the guards fixture: GuardFailed: {error}"
+    print(message, flush=True)
+    scenario.hook_failed = True
+    if scenario.error_message:
+        scenario.error_message += "\n" + message
+    else:
+        scenario.store_exception_context(error)
+        scenario.error_message = message
+    scenario.set_status(Status.hook_error)
+
+
+def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str]) -> None:
     started = time.perf_counter()
     entry = context.scenario_metrics
-    entry.status = scenario.status.name
-    entry.skip_reason = getattr(scenario, "skip_reason", None)
-    entry.duration_s = round(scenario.duration, 4)
-    context.run_metrics.add(entry)
-    if entry.skip_reason:  # on the console too, not only in the report
-        print(f"failspec: skipped {entry.location} ({scenario.name}): {entry.skip_reason}")
-    workspace = getattr(context, "workspace", None)
-    if workspace is None:
-        return  # skipped or stopped before it started
+    workspace: Workspace = context.workspace
     unfinished = stopping.scenario == entry.location
-    problems: list[str] = []
     if unfinished or scenario.hook_failed or scenario.status == Status.untested:
-        # Interrupted, not run, or prepared half-way: close only what the harness made.
+        # Interrupted, not run, or prepared half-way: nothing is checked.
         if unfinished:
             entry.status = UNFINISHED
-        _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
         if unfinished and not context.aborted:  # the interrupt was swallowed in a step
             _stop_unfinished(context, scenario, KeyboardInterrupt(_not_finished(stopping)))
+            scenario.set_status(Status.hook_error)  # behave took the status before this
         if problems and not unfinished:
             raise GuardFailed(" / ".join(problems))
         return
     failed = scenario.status.has_failed()
-    transcripts = context.sessions.transcripts()  # before the sessions are closed
     leaks: list[str] = []
     imbalances: list[str] = []
     tags = scenario.effective_tags
@@ -280,7 +318,6 @@ def _after_scenario(context: Any, scenario: Any, stopping: Stopping) -> None:
         leaks.extend(find_leaks(workspace, grace=grace, conn=admin()))
 
     try:
-        _attempt(problems, "closing what the harness opened", workspace.close_harness_resources)
         _attempt(problems, "the leak guard", guard)
         _attempt(problems, "the integrity and money-conservation guards", books)
         _attempt(problems, "counting", lambda: _count(context, entry, workspace, admin()))
@@ -300,10 +337,11 @@ def _after_scenario(context: Any, scenario: Any, stopping: Stopping) -> None:
         stopping.scenario = entry.location
         _stop(context, f"the server stopped: {gone}")
         _stop_unfinished(context, scenario, ServerStopped(_not_finished(stopping)))
+        scenario.set_status(Status.hook_error)  # behave took the status before this
         return
     if failed or problems:
         found = {"leaks": leaks, "imbalances": imbalances}
-        context.evidence[entry.location] = _evidence(context, workspace, transcripts, found)
+        context.evidence[entry.location] = _evidence(context, workspace, context.transcripts, found)
     if problems:
         entry.status = "hook_error"
         raise GuardFailed(" / ".join(problems))

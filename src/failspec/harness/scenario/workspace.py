@@ -217,8 +217,6 @@ class Workspace:
         self.schema = f"{SCHEMA_PREFIX}{run.id}_{number}"
         self.application_name = application_name(run.id, number, "(not started)")
         self._engines: list[tuple[str, Engine]] = []
-        #: Closers of what the harness opened for the scenario, run before the leak guard.
-        self.harness_resources: list[Callable[[], None]] = []
         #: Server connections the scenario's engines hold open now, and at most so far.
         self.connections = 0
         self.peak_connections = 0
@@ -351,17 +349,6 @@ class Workspace:
             for label, engine in self._engines
             if hasattr(engine.pool, "checkedout")
         }
-
-    def close_harness_resources(self) -> None:
-        """Close what the harness opened for the scenario (latest first), all of it."""
-        errors = []
-        while self.harness_resources:
-            try:
-                self.harness_resources.pop()()
-            except Exception as error:  # keep closing; report the first problem at the end
-                errors.append(error)
-        if errors:
-            raise errors[0]
 
     def observe(self) -> Connection:
         """A connection of the run's observer, in a transaction whose search_path is this
