@@ -490,7 +490,10 @@ def schemas_of_dead_runs(server: Server) -> list[str]:
 def dead_runs_notice(server: Server) -> str:
     """A line for the run's banner naming :func:`schemas_of_dead_runs` and the statement
     that drops them; empty when there are none, or when the server cannot be read (the
-    run's own setup then says why)."""
+    run's own setup then says why). A server the run started itself (embedded, docker:
+    ``controllable``) holds no other run's schemas, and is not asked."""
+    if server.controllable:
+        return ""
     try:
         left = schemas_of_dead_runs(server)
     except sa.exc.DBAPIError:
