@@ -23,7 +23,7 @@ LEVELS = {
     "postgres": 0,
 }
 #: The small kernel every room uses: it imports no room.
-KERNEL = ("errors", "outcomes", "processes", "waiting")
+KERNEL = ("activity", "errors", "outcomes", "processes", "waiting")
 
 
 def harness_imports(path: Path) -> set[str]:
