@@ -42,10 +42,9 @@ from typing import Any
 import sqlalchemy as sa
 from behave.model_core import Status
 
-from failspec.harness import hooks, servers
+from failspec.harness import hooks, postgres, servers
 from failspec.harness.guards.audit import Auditor
 from failspec.harness.guards.metrics import Metrics
-from failspec.harness.postgres import cluster
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.workspace import Run, Workspace
 from failspec.harness.servers.settings import Settings
@@ -87,10 +86,10 @@ def line(name: str, samples: list[float], unit: str = "ms") -> str:
 
 
 def server_starts(rounds: int, from_template: bool) -> list[float]:
-    bin_dir = cluster.find_binaries(None)
+    bin_dir = postgres.find_binaries(None)
     samples = []
     for _ in range(rounds):
-        pg = cluster.EmbeddedPostgres(bin_dir)
+        pg = postgres.EmbeddedPostgres(bin_dir)
         pg.from_template = from_template
         started = time.perf_counter()
         pg.start()

@@ -79,3 +79,19 @@ def test_what_is_not_a_setting_stays_free_after_first_use(app: Application) -> N
     app.during_next_wait = lambda: None
     app.last_backend_pid = 1
     app.at_next_commit.append(lambda conn: None)
+
+
+def test_the_settings_in_use_are_those_the_engine_is_built_with_and_read_only(
+    app: Application,
+) -> None:
+    app.connect_timeout = 3
+    app.connect_args["tcp_user_timeout"] = 1500
+    app.server_settings["statement_timeout"] = "700ms"
+    app.use_pool(pool_size=2, pool_timeout=4.0)
+    app.request_deadline = 2.5
+    used = app.settings_in_use
+    assert (used.connect_timeout, used.pool_timeout, used.request_deadline) == (3, 4.0, 2.5)
+    assert dict(used.connect_args) == {"tcp_user_timeout": 1500}
+    assert dict(used.server_settings) == {"statement_timeout": "700ms"}
+    with pytest.raises(TypeError):
+        used.connect_args["tcp_user_timeout"] = 1  # type: ignore[index]

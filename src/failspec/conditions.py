@@ -106,6 +106,22 @@ def condition_of(error: BaseException) -> str | None:
     return None
 
 
+#: libpq's text for a connection attempt the kernel gave up on (ETIMEDOUT: the TCP user
+#: timeout or the SYN retries ran out). Not among the messages above: a data layer's
+#: failure with it stays unnamed (see :func:`network_condition_of`).
+_CONNECT_TIMED_OUT = re.compile(r"failed: Connection timed out")
+
+
+def network_condition_of(error: BaseException) -> str | None:
+    """:func:`condition_of`, except that a connection attempt the network left
+    unacknowledged is ``network_timeout``, as a request is: how the hang matrix names
+    the way a wait ended (``failspec.harness.faults.hangs``)."""
+    condition = condition_of(error)
+    if condition is None and _CONNECT_TIMED_OUT.search(first_line(error)):
+        return "network_timeout"
+    return condition
+
+
 def _condition_from_message(message: str) -> str | None:
     for pattern, name in _MESSAGE_CONDITIONS:
         if pattern.search(message):

@@ -57,6 +57,7 @@ from failspec.harness import servers, waiting
 from failspec.harness.concurrency.interleaving import Interleaving
 from failspec.harness.concurrency.isolation import History, Matrix
 from failspec.harness.errors import SetupError
+from failspec.harness.faults import packet_filter
 from failspec.harness.faults.hangs import HangMatrix
 from failspec.harness.faults.network import Network
 from failspec.harness.faults.server import ServerFaults
@@ -66,7 +67,7 @@ from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_c
 from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.fixtures import Guards
-from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace
+from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace, dead_runs_notice
 from failspec.harness.servers.settings import Settings
 from failspec.ledger import Ledger
 from failspec.report import junit, record
@@ -113,10 +114,11 @@ def before_all(context: Any) -> None:
         context.config.setup_logging()  # otherwise behave's log capture shows it on failure
     try:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)
+        packet_filter.reap_stale_rules()  # what runs that died left, whatever the backend
         context.server = servers.start(context.settings)
     except SetupError as error:
         abort_setup(str(error), context.config.junit_directory if context.config.junit else None)
-    print(context.server.banner(), flush=True)
+    print(context.server.banner() + dead_runs_notice(context.server), flush=True)
     context.run = Run(context.server, prepare=Ledger.create_tables)
     context.matrix = Matrix()
     context.hang_matrix = HangMatrix()

@@ -1,7 +1,7 @@
 """Cancelling a statement while it runs, and a client that goes away without cancelling.
 
-What the server shows of a session's work (one row of ``pg_stat_activity`` and its
-ungranted ``pg_locks``), an administrator's cancel (``pg_cancel_backend``), and a worker
+What the server shows of a session's work (``failspec.harness.activity``), an
+administrator's cancel (``pg_cancel_backend``), and a worker
 process of the application that a scenario kills while the server runs its statement.
 The application's own cancel (the driver's cancel request) is
 :meth:`failspec.harness.concurrency.interleaving.ConcurrentSession.cancel`.
@@ -31,71 +31,17 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from failspec.harness.activity import Work, work_of
 from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import until
-
-#: What pg_stat_activity shows a server process waiting on inside ``pg_sleep`` (the
-#: stand-in for a heavy report or a slow write): wait event type Timeout, event PgSleep.
-SLEEPING = "PgSleep"
 
 #: A report that keeps the server busy for the seconds given (pg_sleep stands in for a heavy
 #: query; a cancel or the end of its session interrupts it).
 REPORT = "SELECT count(*) FROM transactions, pg_sleep(%s)"
-
-_WORK = sa.text(
-    "SELECT a.state, a.wait_event_type, a.wait_event, a.query_start, clock_timestamp(), "
-    "  (SELECT count(*) FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted) "
-    "FROM pg_stat_activity a WHERE a.pid = :pid"
-)
-
-
-@dataclass(frozen=True)
-class Work:
-    """What the server shows one of its processes doing, at one moment."""
-
-    pid: int
-    #: pg_stat_activity.state: 'active', 'idle', 'idle in transaction', 'idle in
-    #: transaction (aborted)'…
-    state: str | None
-    wait_event_type: str | None
-    wait_event: str | None
-    #: When the process's current (or last) statement began, by the server's clock.
-    query_start: dt.datetime | None
-    #: Lock requests of the process that the server has not granted (it waits for them).
-    locks_awaited: int
-
-    @property
-    def running(self) -> bool:
-        """Whether it is running a statement now."""
-        return self.state == "active"
-
-    @property
-    def sleeping(self) -> bool:
-        """Whether it is inside ``pg_sleep`` (a report or a slowed write, under way)."""
-        return self.running and self.wait_event == SLEEPING
-
-    def describe(self) -> str:
-        wait = f", waiting on {self.wait_event_type}/{self.wait_event}" if self.wait_event else ""
-        locks = f", {self.locks_awaited} lock request(s) not granted" if self.locks_awaited else ""
-        return f"server process {self.pid}: {self.state}{wait}{locks}"
-
-
-def work_of(admin: Engine, pid: int) -> tuple[Work | None, dt.datetime]:
-    """What server process ``pid`` is doing now (None once it has ended), and the server's
-    clock at that moment. Each call reads in a transaction of its own: pg_stat_activity
-    keeps one snapshot per transaction."""
-    with admin.connect() as conn:
-        row = conn.execute(_WORK, {"pid": pid}).first()
-        if row is None:
-            now = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
-            return None, now
-    state, wait_type, wait, started, now, awaited = row
-    return Work(pid, state, wait_type, wait, started, awaited), now
 
 
 def run_report(conn: Connection, seconds: float) -> int:

@@ -27,7 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from failspec.harness.activity import work_of
 from failspec.harness.outcomes import Outcome, capture
+from failspec.harness.scenario.sessions import LazyConnection
 from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import WaitTimeout, until
 
@@ -135,7 +137,7 @@ class ConcurrentSession:
         self.isolation: str | None = None
         self.gates: dict[str, Gate] = {}
         self._engine: Engine | None = None
-        self._conn: Connection | None = None
+        self._conn = LazyConnection(lambda: self.engine)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"failspec-{name}")
         self._started = time.monotonic()
 
@@ -186,9 +188,7 @@ class ConcurrentSession:
     @property
     def conn(self) -> Connection:
         """The session's connection for SQL-level actions (use on the session's thread)."""
-        if self._conn is None or self._conn.closed:
-            self._conn = self.engine.connect()
-        return self._conn
+        return self._conn.get()
 
     def configure(self, **settings: str) -> None:
         if self._engine is not None:
@@ -240,8 +240,8 @@ class ConcurrentSession:
         when the session is idle, left to end on its own when it is stuck (never waited
         for without limit)."""
         idle = self.current is None or self.current.done
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
+        conn = self._conn.take()
+        if conn is not None:
             with contextlib.suppress(Exception):
                 self._thread.submit(conn.close).result(timeout=self.timeout)
         self._thread.shutdown(wait=idle)
@@ -377,11 +377,8 @@ class Interleaving:
         pid = self[name].pid
         if pid is None:
             return False
-        with self.workspace.run.admin.connect() as conn:
-            state = conn.execute(
-                sa.text("SELECT state FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
-            ).scalar()
-        return state == "active"
+        work, _ = work_of(self.workspace.run.admin, pid)
+        return work is not None and work.running
 
     def waits_for_pool(self, name: str) -> bool:
         """Whether the session's current action is waiting inside a connection pool for a
@@ -416,16 +413,9 @@ class Interleaving:
         waited = time.monotonic() - action.started if action is not None else 0.0
         wait = "no lock"
         if session.pid is not None:
-            with self.workspace.run.admin.connect() as conn:
-                row = conn.execute(
-                    sa.text(
-                        "SELECT wait_event_type, wait_event, state FROM pg_stat_activity "
-                        "WHERE pid = :pid"
-                    ),
-                    {"pid": session.pid},
-                ).first()
-            if row is not None:
-                wait = f"wait event {row[0]}/{row[1]} (state {row[2]})"
+            work, _ = work_of(self.workspace.run.admin, session.pid)
+            if work is not None:
+                wait = f"wait event {work.wait_event_type}/{work.wait_event} (state {work.state})"
         blockers = self.blockers(name)
         held_by = f", blocked by {', '.join(blockers)}" if blockers else ""
         return (

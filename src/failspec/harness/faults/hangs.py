@@ -40,7 +40,6 @@ Where the expected times come from:
 from __future__ import annotations
 
 import json
-import re
 import socket
 import struct
 import threading
@@ -51,8 +50,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from failspec.conditions import condition_of, first_line
+from failspec.conditions import first_line, network_condition_of
 from failspec.harness import waiting
+from failspec.harness.activity import backends_named
 from failspec.harness.faults.server import arm_slow_inserts
 
 if TYPE_CHECKING:
@@ -111,9 +111,10 @@ class Settings:
 
     @classmethod
     def of(cls, app: Application) -> Settings:
-        """Read them from the application: its libpq connection arguments, its server
-        settings (``-c`` options) and its pool."""
-        args = app.connect_args
+        """Read them from the application's settings in use (``settings_in_use``): its
+        libpq connection arguments, its server settings (``-c`` options) and its pool."""
+        used = app.settings_in_use
+        args = used.connect_args
         keepalives = None
         if args.get("keepalives"):
             keepalives = (
@@ -123,20 +124,14 @@ class Settings:
             )
         tut = args.get("tcp_user_timeout")
         return cls(
-            connect_timeout=_float(app.connect_timeout),
+            connect_timeout=_float(used.connect_timeout),
             tcp_user_timeout=tut / 1000 if tut else None,
             keepalives=keepalives,
-            statement_timeout=_ms(app.server_settings.get("statement_timeout")),
-            lock_timeout=_ms(app.server_settings.get("lock_timeout")),
-            pool_timeout=_pool_timeout(app.engine.pool),
-            deadline=_float(getattr(app, "request_deadline", None)),
+            statement_timeout=_ms(used.server_settings.get("statement_timeout")),
+            lock_timeout=_ms(used.server_settings.get("lock_timeout")),
+            pool_timeout=used.pool_timeout,
+            deadline=_float(used.request_deadline),
         )
-
-
-def _pool_timeout(pool: sa.pool.Pool) -> float | None:
-    """How long the pool lets a checkout wait (s): a queue pool's ``pool_timeout`` (the
-    application's kind); other pools make nobody wait for a connection."""
-    return pool.timeout() if isinstance(pool, sa.pool.QueuePool) else None
 
 
 def _float(value: Any) -> float | None:
@@ -286,21 +281,12 @@ class Cell:
         )
 
 
-#: libpq's text for a connection attempt the kernel gave up on (ETIMEDOUT: the TCP user
-#: timeout or the SYN retries ran out), which failspec.conditions does not name yet.
-_CONNECT_TIMED_OUT = re.compile(r"failed: Connection timed out")
-
-
 def outcome_of(error: BaseException | None) -> str:
     """How a request ended, for a cell: "succeeded", or its condition name
-    (``failspec.conditions``; a connection attempt the network left unacknowledged is
-    ``network_timeout``, as a request is)."""
+    (``failspec.conditions.network_condition_of``)."""
     if error is None:
         return "succeeded"
-    condition = condition_of(error)
-    if condition is None and _CONNECT_TIMED_OUT.search(first_line(error)):
-        return "network_timeout"
-    return condition or f"unnamed: {first_line(error)}"
+    return network_condition_of(error) or f"unnamed: {first_line(error)}"
 
 
 class HangMatrix:
@@ -416,16 +402,13 @@ class Hang:
             self.app.engine, "checkout", lambda dbapi, *_: sockets.append(dbapi.fileno())
         )
         name = self.workspace.application_name
-        query = sa.text(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = :a AND state = 'active' "
-            "AND wait_event_type = :t AND (CAST(:e AS text) IS NULL OR wait_event = :e)"
-        )
 
         def waiting_pid() -> int | None:
             if not sockets:
                 return None
             with self.workspace.run.admin.connect() as conn:
-                pid = conn.execute(query, {"a": name, "t": event_type, "e": event}).scalar()
+                backends = backends_named(conn, name)
+            pid = next((b.pid for b in backends if b.waits_on(event_type, event)), None)
             # Checked after the server shows the request waiting: the request has been
             # sent by then, and only now can "all acknowledged" include it.
             return pid if pid is not None and not unacknowledged(sockets[-1]) else None

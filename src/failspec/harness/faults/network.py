@@ -12,14 +12,12 @@ import os
 import shutil
 import socket
 import subprocess
-import threading
 
 from sqlalchemy.engine import URL
 
-from failspec.harness import waiting
+from failspec.harness.faults.healing import HEAL_AFTER, Healer
 from failspec.harness.faults.packet_filter import COMMENT, iptables, reap_stale_rules
 from failspec.harness.faults.proxy import FaultProxy
-from failspec.harness.faults.server import HEAL_AFTER
 from failspec.harness.servers import Server
 
 
@@ -67,8 +65,7 @@ class PacketLoss:
     def __init__(self, port: int) -> None:
         self.port = port
         self.active = False
-        self._healer: threading.Timer | None = None
-        self._lock = threading.Lock()  # the healer thread and the scenario may both stop it
+        self._healer = Healer()
         comment = f"{COMMENT}{os.getpid()}"
         self._rules = [
             ["INPUT", "-i", "lo", "-p", "tcp", way, str(port),
@@ -91,7 +88,7 @@ class PacketLoss:
         """Drop every packet to and from the port, until :meth:`stop` (or ``HEAL_AFTER``
         seconds: a request that nothing else bounds then completes late, and its scenario
         fails instead of hanging the run)."""
-        with self._lock:
+        with self._healer.lock:
             reap_stale_rules()
             added = []
             try:
@@ -103,14 +100,13 @@ class PacketLoss:
                     iptables("-D", *rule)
                 raise
             self.active = True
-            self._healer = waiting.after(HEAL_AFTER, self.stop)
+            self._healer.arm(self.stop)
 
     def stop(self) -> None:
         """Let packets through again (idempotent; a failed delete raises and is retried
         by the next call)."""
-        with self._lock:
-            if self._healer is not None:
-                self._healer.cancel()
+        with self._healer.lock:
+            self._healer.cancel()
             if self.active:
                 for rule in self._rules:
                     if iptables("-C", *rule).returncode == 0:
@@ -133,7 +129,7 @@ class Network:
         self.server = server
         self.proxy = FaultProxy(endpoint).start()
         self.packet_loss = PacketLoss(self.proxy.port)
-        self._healer: threading.Timer | None = None
+        self._healer = Healer()
 
     def url(self) -> URL:
         """The server's URL, through the proxy: libpq connects to the proxy's address
@@ -158,10 +154,8 @@ class Network:
     def stall(self, seconds: float) -> None:
         """Carry nothing either way for ``seconds``, then everything held (Toxiproxy's
         timeout, removed after that long)."""
-        if self._healer is not None:
-            self._healer.cancel()
         self.proxy.timeout()
-        self._healer = waiting.after(seconds, self.proxy.restore)
+        self._healer.arm(self.proxy.restore, seconds)
 
     def recover(self) -> None:
         if self.packet_loss.active:
@@ -173,8 +167,7 @@ class Network:
         return self.proxy.log_text()
 
     def close(self) -> None:
-        if self._healer is not None:
-            self._healer.cancel()
+        self._healer.cancel()
         try:
             self.packet_loss.stop()
         finally:

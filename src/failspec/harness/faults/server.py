@@ -17,22 +17,18 @@ ledger's n-th wait before a retry.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from failspec.harness import waiting
+from failspec.harness.faults.healing import Healer
 from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.servers import Server
 
 if TYPE_CHECKING:
     from failspec.harness.scenario.application import Application
 
-#: Faults that nothing else bounds (a paused server, packet loss, a silent proxy) heal
-#: themselves after this long (s), so a regression fails its scenario instead of hanging.
-HEAL_AFTER = 10.0
 
 #: The failure that ends the connection instead of raising an error.
 LOST_CONNECTION = "lost_connection"
@@ -130,8 +126,7 @@ class ServerFaults:
         self.down = False
         self.paused = False
         self.log: list[str] = []
-        self._healer: threading.Timer | None = None
-        self._lock = threading.Lock()
+        self._healer = Healer()
 
     def crash(self) -> None:
         self.down = True
@@ -166,12 +161,11 @@ class ServerFaults:
         self.paused = True
         self.server.pause()
         self.log.append("server paused")
-        self._healer = waiting.after(HEAL_AFTER, self.resume)
+        self._healer.arm(self.resume)
 
     def resume(self) -> None:
-        with self._lock:
-            if self._healer is not None:
-                self._healer.cancel()
+        with self._healer.lock:
+            self._healer.cancel()
             if not self.paused:
                 return
             self.server.resume()

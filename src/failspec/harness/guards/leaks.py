@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from failspec.harness.activity import backends_named
 from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import WaitTimeout, until
 
@@ -56,19 +56,12 @@ def find_leaks(workspace: Workspace, *, grace: float, conn: Connection | None = 
 
 
 def _describe(workspace: Workspace, conn: Connection) -> list[str]:
-    # pg_stat_get_activity(NULL): the rows of pg_stat_activity (see Workspace.open_backends)
-    rows = conn.execute(
-        sa.text(
-            "SELECT pid, state, now() - xact_start, left(query, 80) "
-            "FROM pg_stat_get_activity(NULL) "
-            "WHERE application_name = :name AND pid <> pg_backend_pid() ORDER BY pid"
-        ),
-        {"name": workspace.application_name},
-    ).all()
     leaks = []
-    for pid, state, open_for, query in rows:
+    for backend in backends_named(conn, workspace.application_name):
+        pid, state, query = backend.pid, backend.state, backend.query
         if state and state.startswith("idle in transaction"):
-            seconds = open_for.total_seconds() if open_for is not None else 0.0
+            age = backend.transaction_age
+            seconds = age.total_seconds() if age is not None else 0.0
             leaks.append(
                 f"a transaction left open for {seconds:.2f} s on server connection {pid} "
                 f"({state}; last statement: {query!r})"

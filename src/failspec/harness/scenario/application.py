@@ -16,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -76,6 +78,24 @@ class ApplicationError(NamedFailure):
     """The application's own code gave up in the middle of its work (not the database)."""
 
     condition = "application_error"
+
+
+@dataclass(frozen=True)
+class SettingsInUse:
+    """What the application's engine was built with, as it was built (read-only): the
+    settings that bound its waits."""
+
+    #: The libpq connection arguments it adds (``tcp_user_timeout``, ``keepalives*``…).
+    connect_args: Mapping[str, Any]
+    #: Its connect timeout (s); None keeps the harness's default.
+    connect_timeout: int | None
+    #: The server settings its connections carry (``statement_timeout``…), as given.
+    server_settings: Mapping[str, str]
+    #: How long a checkout waits for a pooled connection (s): a queue pool's
+    #: ``pool_timeout``; None for a pool that makes nobody wait.
+    pool_timeout: float | None
+    #: Its request deadline (s), or None.
+    request_deadline: float | None
 
 
 class Application:
@@ -197,6 +217,19 @@ class Application:
             sa.event.listen(self._engine, "reset", lambda c, *_: log(("given back", c, None)))
             sa.event.listen(self._engine, "invalidate", lambda c, _, e: log(("discarded", c, e)))
         return self._engine
+
+    @property
+    def settings_in_use(self) -> SettingsInUse:
+        """The settings the application's engine is built with (building it, if it is
+        not yet: they are frozen from then on)."""
+        pool = self.engine.pool
+        return SettingsInUse(
+            connect_args=MappingProxyType(dict(self.connect_args)),
+            connect_timeout=self.connect_timeout,
+            server_settings=MappingProxyType(dict(self.server_settings)),
+            pool_timeout=pool.timeout() if isinstance(pool, sa.pool.QueuePool) else None,
+            request_deadline=self._request_deadline,
+        )
 
     def _bounded_connect_args(self) -> dict[str, Any]:
         """The connection arguments that make the application's connections honour its

@@ -16,23 +16,58 @@ from sqlalchemy.engine import Connection, Engine
 from failspec.harness.outcomes import Outcome, capture
 
 
+class LazyConnection:
+    """A session's one connection of an engine: opened at its first use, and opened anew
+    at the first use after it closed. ``opened`` runs on each new connection."""
+
+    def __init__(
+        self, engine: Callable[[], Engine], opened: Callable[[Connection], None] | None = None
+    ) -> None:
+        self._engine = engine
+        self._opened = opened
+        self._conn: Connection | None = None
+
+    def get(self) -> Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = self._engine().connect()
+            if self._opened is not None:
+                self._opened(self._conn)
+        return self._conn
+
+    def is_open(self) -> bool:
+        return self._conn is not None and not self._conn.closed
+
+    def in_transaction(self) -> bool:
+        return self._conn is not None and self._conn.in_transaction()
+
+    def take(self) -> Connection | None:
+        """The connection, if one was opened, which is now the caller's to close."""
+        conn, self._conn = self._conn, None
+        return conn
+
+    def close(self) -> None:
+        conn = self.take()
+        if conn is not None:
+            conn.close()
+
+
 class DbSession:
     """One connection, held across steps, with explicit transaction control."""
 
     def __init__(self, name: str, engine: Engine) -> None:
         self.name = name
         self.engine = engine
-        self._conn: Connection | None = None
+        self._conn = LazyConnection(lambda: self.engine, self._opened)
         self.backend_pid: int | None = None
         self._savepoints: list[Any] = []
 
+    def _opened(self, conn: Connection) -> None:
+        self.backend_pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        conn.commit()  # end the autobegun transaction of that probe
+
     @property
     def conn(self) -> Connection:
-        if self._conn is None or self._conn.closed:
-            self._conn = self.engine.connect()
-            self.backend_pid = self._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-            self._conn.commit()  # end the autobegun transaction of that probe
-        return self._conn
+        return self._conn.get()
 
     def connect(self) -> Outcome:
         return capture(f"{self.name}: connect", lambda: self.conn and None)
@@ -79,7 +114,7 @@ class DbSession:
         return self.run("rollback", lambda conn: conn.rollback())
 
     def is_open(self) -> bool:
-        return self._conn is not None and not self._conn.closed
+        return self._conn.is_open()
 
     def current_backend_pid(self) -> int:
         """The server process now serving this session (asked of the server, not remembered)."""
@@ -88,12 +123,10 @@ class DbSession:
         return pid
 
     def in_transaction(self) -> bool:
-        return self._conn is not None and self._conn.in_transaction()
+        return self._conn.in_transaction()
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._conn.close()
 
 
 class Sessions:

@@ -34,6 +34,7 @@ from psycopg2.extensions import (
 )
 from sqlalchemy.engine import URL, Connection, Engine
 
+from failspec.harness.activity import backends_named
 from failspec.harness.servers import Server
 
 SCHEMA_PREFIX = "fs_"
@@ -359,24 +360,14 @@ class Workspace:
         return conn
 
     def open_backends(self, conn: Connection | None = None) -> list[int]:
-        """Server process ids of connections that still carry this scenario's name.
+        """Server process ids of connections that still carry this scenario's name
+        (``failspec.harness.activity.backends_named``).
 
         ``conn``: a connection of the run's admin engine to ask on (default: one checked
-        out for this call). It reads ``pg_stat_get_activity(NULL)``, one row per server
-        process (PostgreSQL's statistics functions): the pg_stat_activity view is that
-        function LEFT JOINed to pg_database and pg_authid, so the rows are the same, and
-        the round trip is about a third of the view's (0.10 vs 0.34 ms, PostgreSQL 18.6).
+        out for this call).
         """
         with contextlib.nullcontext(conn) if conn is not None else self.run.admin.connect() as c:
-            return list(
-                c.execute(
-                    sa.text(
-                        "SELECT pid FROM pg_stat_get_activity(NULL) "
-                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
-                    ),
-                    {"name": self.application_name},
-                ).scalars()
-            )
+            return [backend.pid for backend in backends_named(c, self.application_name)]
 
     def terminate(self, pid: int) -> bool:
         """End one server connection, as an administrator would (pg_terminate_backend),
@@ -477,7 +468,10 @@ def schemas_of_dead_runs(server: Server) -> list[str]:
 def dead_runs_notice(server: Server) -> str:
     """A line for the run's banner naming :func:`schemas_of_dead_runs` and the statement
     that drops them; empty when there are none, or when the server cannot be read (the
-    run's own setup then says why)."""
+    run's own setup then says why). A server the run started itself (embedded, docker:
+    ``controllable``) holds no other run's schemas, and is not asked."""
+    if server.controllable:
+        return ""
     try:
         left = schemas_of_dead_runs(server)
     except sa.exc.DBAPIError:

@@ -10,11 +10,14 @@ Add a backend here: each is a :class:`Server` subclass (``base``) in a module of
 constructor only stores what ``start`` made. ``settings`` holds the run's settings
 (behave's ``-D`` options and their environment twins); ``container`` the docker
 backend's Testcontainers container.
+
+This room builds on ``postgres`` and the kernel alone: what the run does around the
+server (packet-filter rules of dead runs removed, schemas they left named in the banner)
+is the caller's (``failspec.harness.hooks``).
 """
 
 from __future__ import annotations
 
-from failspec.harness.faults import packet_filter
 from failspec.harness.servers.base import PROBE_CONNECT_TIMEOUT, Endpoint, Server
 from failspec.harness.servers.docker import DockerServer, docker_answers
 from failspec.harness.servers.embedded import EmbeddedServer
@@ -51,9 +54,7 @@ def choose_backend(settings: Settings) -> str:
 
 
 def start(settings: Settings) -> Server:
-    """Start (or find) the run's server, check it is usable, and return it. Packet-filter
-    rules that runs which died left behind are removed first (whatever the backend)."""
-    packet_filter.reap_stale_rules()
+    """Start (or find) the run's server, check it is usable, and return it."""
     server = BACKEND_CLASSES[choose_backend(settings)].start(settings)
     try:
         server.check()

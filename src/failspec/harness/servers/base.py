@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +106,9 @@ class Server(ABC):
         self.connect_timeout = connect_timeout
         self.version = "?"
         self._demands_password: bool | None = None
+        #: What start() cleared away that runs which died left behind (their servers,
+        #: containers); the backend's constructor sets it.
+        self.reaped: Sequence[object] = ()
 
     @classmethod
     @abstractmethod
@@ -241,11 +244,29 @@ class Server(ABC):
                 engine.dispose()
         return self._demands_password
 
+    #: What the backend's start() cleared away that runs which died left behind (see
+    #: ``reaped``), as the banner says it: what it did, to what.
+    reaped_as = ("removed", "thing")
+
     def banner(self) -> str:
-        return (
-            f"failspec: backend={self.backend} PostgreSQL {self.version} "
-            f"at {self.endpoint.address} database={self.endpoint.database}"
+        """The run's one line about its server: backend, version, address, database, the
+        backend's own details (:meth:`banner_details`) and what it cleared away that runs
+        which died left behind; never a password."""
+        line = " ".join(
+            [
+                f"failspec: backend={self.backend} PostgreSQL {self.version}",
+                f"at {self.endpoint.address} database={self.endpoint.database}",
+                *self.banner_details(),
+            ]
         )
+        if self.reaped:
+            did, what = self.reaped_as
+            line += f" ({did} {len(self.reaped)} {what}(s) an earlier run left behind)"
+        return line
+
+    def banner_details(self) -> list[str]:
+        """The backend's own ``name=value`` pairs for the banner (none by default)."""
+        return []
 
     @abstractmethod
     def stop(self) -> None:

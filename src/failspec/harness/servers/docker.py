@@ -10,9 +10,8 @@ import secrets
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from failspec.harness import waiting
+from failspec.harness import postgres, waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.postgres import cluster
 from failspec.harness.servers.settings import Settings
 
 if TYPE_CHECKING:  # it imports docker, which only the docker backend needs
@@ -66,7 +65,7 @@ class DockerServer(Server):
             client.close()
         password = secrets.token_urlsafe(18)
         args = ["postgres"]
-        for name, value in cluster.TEST_SETTINGS.items():
+        for name, value in postgres.TEST_SETTINGS.items():
             if name != "listen_addresses":  # the image listens on all of the container's
                 args += ["-c", f"{name}={value}"]
         container = (
@@ -104,12 +103,10 @@ class DockerServer(Server):
             reaped,
         )  # fmt: skip
 
-    def banner(self) -> str:
-        reaped = (
-            f" (removed {len(self.reaped)} container(s) an earlier run left behind)"
-            if self.reaped else ""
-        )  # fmt: skip
-        return f"{super().banner()} image={self.image}{reaped}"
+    reaped_as = ("removed", "container")
+
+    def banner_details(self) -> list[str]:
+        return [f"image={self.image}"]
 
     def crash(self) -> None:
         self.container.get_wrapped_container().kill()  # SIGKILL to the server, no shutdown

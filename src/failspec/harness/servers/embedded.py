@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import sqlalchemy as sa
 
-from failspec.harness.postgres import cluster
+from failspec.harness import postgres
 from failspec.harness.servers.base import Endpoint, Server
 from failspec.harness.servers.settings import Settings
 
@@ -18,7 +18,7 @@ class EmbeddedServer(Server):
     controllable = True
 
     def __init__(
-        self, pg: cluster.EmbeddedPostgres, endpoint: Endpoint, connect_timeout: float,
+        self, pg: postgres.EmbeddedPostgres, endpoint: Endpoint, connect_timeout: float,
         reaped: list[int],
     ) -> None:  # fmt: skip
         super().__init__(endpoint, connect_timeout)
@@ -28,16 +28,16 @@ class EmbeddedServer(Server):
 
     @classmethod
     def start(cls, settings: Settings) -> EmbeddedServer:
-        bin_dir = cluster.find_binaries(settings.pg_bin)
-        reaped = cluster.reap_stale_servers()
-        pg = cluster.EmbeddedPostgres(
+        bin_dir = postgres.find_binaries(settings.pg_bin)
+        reaped = postgres.reap_stale_servers()
+        pg = postgres.EmbeddedPostgres(
             bin_dir, port=settings.pg_port, ready_timeout=settings.seconds(15)
         )
         pg.start()
         atexit.register(pg.stop)  # a crash of the harness must not leave it running
         server = cls(
             pg,
-            Endpoint("127.0.0.1", pg.port or 0, cluster.SUPERUSER, pg.password, "postgres"),
+            Endpoint("127.0.0.1", pg.port or 0, postgres.SUPERUSER, pg.password, "postgres"),
             settings.seconds(5),
             reaped,
         )
@@ -46,24 +46,22 @@ class EmbeddedServer(Server):
             with engine.connect() as conn:
                 exists = conn.execute(
                     sa.text("SELECT 1 FROM pg_database WHERE datname = :d"),
-                    {"d": cluster.DATABASE},
+                    {"d": postgres.DATABASE},
                 ).first()
                 if not exists:  # a cluster from initdb rather than from the template
-                    conn.execute(sa.text(f"CREATE DATABASE {cluster.DATABASE}"))
+                    conn.execute(sa.text(f"CREATE DATABASE {postgres.DATABASE}"))
         except BaseException:
             server.stop()
             raise
         finally:
             engine.dispose()
-        server.endpoint = replace(server.endpoint, database=cluster.DATABASE)
+        server.endpoint = replace(server.endpoint, database=postgres.DATABASE)
         return server
 
-    def banner(self) -> str:
-        reaped = (
-            f" (stopped {len(self.reaped)} server(s) an earlier run left behind)"
-            if self.reaped else ""
-        )  # fmt: skip
-        return f"{super().banner()} binaries={self.pg.bin_dir}{reaped}"
+    reaped_as = ("stopped", "server")
+
+    def banner_details(self) -> list[str]:
+        return [f"binaries={self.pg.bin_dir}"]
 
     def crash(self) -> None:
         self.pg.crash()

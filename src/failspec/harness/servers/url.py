@@ -9,11 +9,6 @@ from failspec.harness.servers.settings import Settings, parse_db_url
 class UrlServer(Server):
     backend = "url"
 
-    def banner(self) -> str:
-        from failspec.harness.scenario.workspace import dead_runs_notice  # it builds on servers
-
-        return super().banner() + dead_runs_notice(self)
-
     def stop(self) -> None:
         """Nothing to stop: the server was running before the run and goes on running."""
 
