@@ -182,6 +182,15 @@ class Server(ABC):
         finally:
             engine.dispose()
 
+    def process_ended(self) -> bool:
+        """Whether the harness knows, without connecting, that the server's process has
+        ended (killed, as the out-of-memory killer would). False when it runs, or when the
+        harness cannot tell without connecting (a server it did not start). A connection
+        open before the postmaster died may still be served for a moment by its server
+        process, which ends only once it notices (docs: "Server Processes" crash handling),
+        so a read that succeeds does not prove the server is there."""
+        return False
+
     # --------------------------------------------------------------------------------
 
     def check(self) -> None:

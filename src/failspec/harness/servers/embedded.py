@@ -81,6 +81,9 @@ class EmbeddedServer(Server):
     def stop(self) -> None:
         self.pg.stop()
 
+    def process_ended(self) -> bool:
+        return self.pg.pid is None  # the postmaster, reaped if it ended (Popen.poll)
+
     has_log = True
 
     def log_tail(self, lines: int = 20) -> str:
