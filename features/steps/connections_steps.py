@@ -8,16 +8,10 @@ from failspec.harness.faults import network
 from failspec.harness.matchers import fails_with
 from failspec.harness.scenario.application import OtherClients
 
-PROBLEMS = {
-    "a wrong password": {"password": "not-the-password"},
-    "a user that does not exist": {"user": "nobody_at_all"},
-    "a database that does not exist": {"database": "no_such_ledger"},
-}
 
-
-@when("the application connects with {problem}")
+@when("the application connects with {problem:ConnectionProblem}")
 def step_connect_with(context, problem):
-    context.outcome = context.app.connect_once(**PROBLEMS[problem])
+    context.outcome = context.app.connect_once(**problem)
 
 
 @when("the application connects to an address where nothing listens")

@@ -15,10 +15,10 @@ BATCH_ACCOUNTS = ("dave", "erin", "frank", "grace")
 
 
 @when(
-    "the application records a batch of {count:d} payments whose {position} one has a negative amount"
+    "the application records a batch of {count:d} payments whose {position:Position} one has a negative amount"
 )
 def step_batch_with_negative(context, count, position):
-    index = {"first": 0, "second": 1, "last": count - 1}[position]
+    index = position % count
     context.batch = [
         Payment(BATCH_ACCOUNTS[i], Decimal("-5.00") if i == index else Decimal("40.00"),
                 f"ref-{101 + i}")
@@ -222,9 +222,9 @@ def step_failure_row(context, number, reference):
     assert_that(notes, has_item(f"row {number} ({reference}) of the import"))
 
 
-@then("the import took {references}")
+@then("the import took {references:References}")
 def step_import_took(context, references):
-    assert_that(context.outcome.value.imported, equal_to(references.split(", ")))
+    assert_that(context.outcome.value.imported, equal_to(references))
 
 
 @then("the import refused these rows:")
