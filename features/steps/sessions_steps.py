@@ -83,9 +83,25 @@ def step_read(context, name, account):
     _act(context, name, f"read the balance of {account}", _teller(context, name).read(account))
 
 
-@when("{name:Session} reads every balance")
-def step_read_all(context, name):
+@when("{name:Session} sees {account:Account} at {amount:Money}")
+def step_sees(context, name, account, amount):
+    """Reads the balance of ``account`` and states what the read saw, as Hermitage writes a
+    transcript ("select ... where id = 1; -- T2. Still shows 1 => 10")."""
+    step_read(context, name, account)
+    _saw(context, name, amount, f"the balance of {account}")
+
+
+@when("{name:Session} sees every balance: {balances:Balances}")
+def step_sees_all(context, name, balances):
     _act(context, name, "read every balance", _teller(context, name).list("true", {}, "every"))
+    _saw(context, name, balances, "every balance")
+
+
+def _saw(context, name, expected, what):
+    outcome = context.sessions.finish(name)
+    assert_that(outcome, succeeds())
+    seen = dict(outcome.rows or ()) if isinstance(expected, dict) else outcome.value
+    assert_that(seen, equal_to(expected), f"what {name} saw of {what}")
 
 
 @when("{name:Session} sets the balance of {account:Account} to {amount:Money}")
@@ -125,11 +141,20 @@ def step_list_holding(context, name, amount):
     _act(context, name, f"list the {label}", fn)
 
 
-@when("{name:Session} lists the accounts whose balance is a multiple of {amount:Money}")
-def step_list_multiple(context, name, amount):
+@when("{name:Session} lists the accounts holding {amount:Money} and finds {found:Found}")
+def step_list_holding_finds(context, name, amount, found):
+    step_list_holding(context, name, amount)
+    _saw(context, name, found, f"the accounts holding {amount}")
+
+
+@when(
+    "{name:Session} lists the accounts whose balance is a multiple of {amount:Money} and finds {found:Found}"
+)
+def step_list_multiple_finds(context, name, amount, found):
     label = f"accounts whose balance is a multiple of {amount}"
     fn = _teller(context, name).list("balance % :m = 0", {"m": amount}, label)
     _act(context, name, f"list the {label}", fn)
+    _saw(context, name, found, f"the {label}")
 
 
 @when("{name:Session} opens the account {account:Account} with {amount:Money}")
