@@ -8,11 +8,14 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
   finish. The ledger retries the one that was ended; better still, it takes the locks
   of both accounts in one order (by name), so the second transfer simply waits. That is
   what the ledger does unless a scenario says it locks a transfer's source first.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
     And T1 and T2 pause their next transfer between its legs
 
   Rule: When two transactions wait for each other, PostgreSQL ends exactly one of them with deadlock_detected and the other completes

@@ -4,11 +4,14 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
   ended loses the work of its open transaction, and only that, and the application
   carries on with a new connection. The application is told only that the connection
   was lost (connection_lost); the server states its reason in its log.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A transaction left idle longer than the server allows is ended with its session, and its work is lost
 

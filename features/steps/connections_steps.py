@@ -55,7 +55,6 @@ def step_server_ends(context):
 
 
 @when("the application reads the ledger through the pool")
-@when("the application reads the ledger through the pool again")
 def step_read_through_pool(context):
     context.outcome = context.app.read_through_pool()
 
