@@ -29,15 +29,25 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
 
   Rule: Beyond the server's connection limit a new connection is refused with too_many_connections, and the connections already open keep working
 
-    Scenario: With every connection taken, one more is refused and the open ones keep working
+    Scenario: With every connection taken, one more is refused
       Given the application is connected to the ledger
       And other clients hold every connection the server has left
       When the application opens one more connection
       Then it fails with too_many_connections
+
+    Scenario: With every connection taken and one more refused, the connection already open keeps working
+      Given the application is connected to the ledger
+      And other clients hold every connection the server has left
+      And the application has been refused one more connection
       When the application reads the ledger on the same connection
       Then it succeeds
-      When the other clients let their connections go
-      And the application opens one more connection
+
+    Scenario: Once the other clients let their connections go, the connection refused before is accepted
+      Given the application is connected to the ledger
+      And other clients hold every connection the server has left
+      And the application has been refused one more connection
+      And the other clients have let their connections go
+      When the application opens one more connection
       Then it succeeds
 
   Rule: A session an administrator ends is lost to the application, and its next work runs on a new connection

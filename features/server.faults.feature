@@ -26,6 +26,14 @@ Feature: The database server crashes, restarts or is paused: no committed paymen
       When the server crashes and is restarted
       Then a payment of 25.00 for frank is in the ledger
       And no payment for dave is in the ledger
+
+  Rule: After a crash and restart the application works again, without being restarted itself
+
+    @changes-ledger
+    Scenario: After a crash with a transaction open, the application's next payment succeeds
+      Given the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      And the server has crashed and been restarted
       When the application pays 15.00 to erin with reference ref-602
       Then it succeeds
       And a payment of 15.00 for erin is in the ledger

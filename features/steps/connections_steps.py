@@ -86,7 +86,12 @@ def step_one_more(context):
     context.outcome = context.app.connect_once()
 
 
-@when("the other clients let their connections go")
+@given("the application has been refused one more connection")
+def step_refused_one_more(context):
+    assert_that(context.app.connect_once(), fails_with("too_many_connections"))
+
+
+@given("the other clients have let their connections go")
 def step_release_slots(context):
     context.other_clients.release()
 

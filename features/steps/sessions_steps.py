@@ -279,6 +279,14 @@ def step_session_pay(context, name, amount, account, reference):
     _act(context, name, f"pay {amount} to {account} ({reference})", lambda: ledger.pay(payment))
 
 
+@given(
+    "{name:Session} has paid {amount:Money} to {account:Account} with reference {reference:Reference}"
+)
+def step_session_paid_before(context, name, amount, account, reference):
+    step_session_pay(context, name, amount, account, reference)
+    step_session_paid(context, name)
+
+
 @given("{name:Session} waits to retry its transfer until told to")
 def step_hold_retry(context, name):
     session = context.sessions[name]

@@ -7,7 +7,7 @@ from behave import given, then, when
 from hamcrest import assert_that, equal_to, has_item, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.matchers import succeeds
+from failspec.harness.matchers import fails_with, succeeds
 from failspec.harness.outcomes import capture
 from failspec.ledger import Ledger, Payment, Rejection
 
@@ -172,13 +172,16 @@ def step_cut_off(context):
 # -- savepoints and imports
 
 
-@when("the application records a payment of {amount:Money} for {account:Account} under a savepoint")
-def step_record_under_savepoint(context, amount, account):
+@given(
+    "a payment of {amount:Money} for {account:Account} under a savepoint has failed with {condition:Condition}"
+)
+def step_failed_under_savepoint(context, amount, account, condition):
     payment = Payment(account, amount, f"ref-{account}")
-    context.outcome = context.app.session.run(
+    outcome = context.app.session.run(
         f"record {payment} under a savepoint",
         lambda conn: Ledger.record_under_savepoint(conn, payment),
     )
+    assert_that(outcome, fails_with(condition))
 
 
 @given("the application has set a savepoint")
