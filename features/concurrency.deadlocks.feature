@@ -48,7 +48,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       And T2 continues its transfer
       Then T2 fails with deadlock_detected
       And T1's transfer succeeds after 1 attempt
-      And the balances are alice 90.00 and bob 260.50
+      And the books balance: alice 90.00, bob 260.50
 
   Rule: The ledger retries the transfer a deadlock ended, and each transfer is applied exactly once
 
@@ -68,7 +68,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       Then T2's transfer succeeds after 2 attempts
       And exactly one operation has the reference ref-501
       And exactly one operation has the reference ref-502
-      And the balances are alice 110.00 and bob 240.50
+      And the books balance: alice 110.00, bob 240.50
 
   Rule: A ledger that locks both accounts of a transfer in one order never deadlocks: the second transfer waits for the first
 
@@ -82,7 +82,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       When T2 continues its transfer
       Then T2's transfer succeeds after 1 attempt
       And no session failed with deadlock_detected
-      And the balances are alice 110.00 and bob 240.50
+      And the books balance: alice 110.00, bob 240.50
 
     @changes-ledger
     Scenario: Two transfers into one account from different accounts queue instead of deadlocking

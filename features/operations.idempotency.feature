@@ -60,7 +60,7 @@ Feature: Repeating an operation never applies it twice
       Given the application has transferred 100.00 from alice to bob with reference ref-505
       When the application transfers 100.00 from alice to bob with reference ref-505
       Then it succeeds, reporting the operation as already applied
-      And the balances are alice 0.00 and bob 350.50
+      And the books balance: alice 0.00, bob 350.50
 
     @changes-ledger
     Scenario: A repeated transfer does not wait for an account another session is changing
@@ -113,4 +113,4 @@ Feature: Repeating an operation never applies it twice
       When T1 continues its payment
       Then T1's payment succeeds
       And T2 fails with reference_conflict
-      And the balances are alice 100.00 and dave 40.00
+      And the books balance: alice 100.00, dave 40.00

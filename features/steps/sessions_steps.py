@@ -410,12 +410,6 @@ def step_none_failed(context, condition):
     assert_that(failed, equal_to([]))
 
 
-@then("the balances are {a:Account} {x:Money} and {b:Account} {y:Money}")
-def step_two_balances(context, a, x, b, y):
-    balances = context.audit.balances()
-    assert_that({a: balances[a], b: balances[b]}, equal_to({a: x, b: y}))
-
-
 # -- isolation verdicts ----------------------------------------------------------------
 
 
