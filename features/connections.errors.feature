@@ -58,7 +58,7 @@ Feature: A connection that cannot be made, or is lost, fails clearly and is repl
       Then it succeeds
       And it was served by a new server connection
 
-    Scenario: A connection the server ends during a transaction loses that transaction, and the pool recovers
+    Scenario: A connection the server ends during a transaction loses that transaction
       Given the application uses a pool that tests each connection before handing it out
       And the application has begun a transaction
       And the application has recorded a payment of 40.00 for dave in that transaction
@@ -66,5 +66,12 @@ Feature: A connection that cannot be made, or is lost, fails clearly and is repl
       And the application commits the transaction
       Then it fails because the connection was lost
       And no payment for dave is in the ledger
+
+    Scenario: After the server ended a connection during a transaction, the pool hands out a working one
+      Given the application uses a pool that tests each connection before handing it out
+      And the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      And the server has ended that connection
+      And the application's commit of that transaction has failed because the connection was lost
       When the application reads the ledger through the pool
       Then it succeeds

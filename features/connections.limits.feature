@@ -15,7 +15,7 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
 
   Rule: A transaction left idle longer than the server allows is ended with its session, and its work is lost
 
-    Scenario: The server ends a transaction left idle; its payment is lost and the pool recovers
+    Scenario: The server ends a transaction left idle, and its payment is lost
       Given the server ends a transaction of the application left idle for more than 0.20 seconds
       And the application has begun a transaction
       And the application has recorded a payment of 40.00 for dave in that transaction
@@ -24,6 +24,13 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
       Then it fails because the connection was lost
       And the server's log gives the reason "terminating connection due to idle-in-transaction timeout"
       And no payment for dave is in the ledger
+
+    Scenario: After the server ended a transaction left idle, the pool hands out a working connection
+      Given the server ends a transaction of the application left idle for more than 0.20 seconds
+      And the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      And the application has left the transaction idle until the server ended its session
+      And the application's commit of that transaction has failed because the connection was lost
       When the application reads the ledger through the pool
       Then it succeeds
 

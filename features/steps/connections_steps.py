@@ -49,6 +49,7 @@ def step_idle_connection(context):
     context.app.idle_connection_in_pool()
 
 
+@given("the server has ended that connection")
 @when("the server ends that connection")
 def step_server_ends(context):
     context.app.end_connection()
@@ -67,6 +68,7 @@ def step_idle_timeout(context, seconds):
     context.app.server_settings["idle_in_transaction_session_timeout"] = timeout
 
 
+@given("the application has left the transaction idle until the server ended its session")
 @when("the application leaves the transaction idle until the server ends its session")
 def step_leave_idle(context):
     context.app.leave_transaction_until_ended(timeout=2 * context.settings.timeout_scale)

@@ -7,7 +7,7 @@ from behave import given, then, when
 from hamcrest import assert_that, equal_to, has_item, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.matchers import fails_with, succeeds
+from failspec.harness.matchers import fails_with, reports_connection_invalidated, succeeds
 from failspec.harness.outcomes import capture
 from failspec.ledger import Ledger, Payment, Rejection
 
@@ -99,6 +99,11 @@ def step_rolled_back(context):
 @when("the application commits the transaction")
 def step_commit(context):
     context.outcome = context.app.session.commit()
+
+
+@given("the application's commit of that transaction has failed because the connection was lost")
+def step_commit_lost(context):
+    assert_that(context.app.session.commit(), reports_connection_invalidated())
 
 
 @when("the application records a payment of {amount:Money} for {account:Account} on its own")
