@@ -8,11 +8,14 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
   finish. The ledger retries the one that was ended; better still, it takes the locks
   of both accounts in one order (by name), so the second transfer simply waits. That is
   what the ledger does unless a scenario says it locks a transfer's source first.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
     And T1 and T2 pause their next transfer between its legs
 
   Rule: When two transactions wait for each other, PostgreSQL ends exactly one of them with deadlock_detected and the other completes
@@ -45,7 +48,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       And T2 continues its transfer
       Then T2 fails with deadlock_detected
       And T1's transfer succeeds after 1 attempt
-      And the balances are alice 90.00 and bob 260.50
+      And the books balance: alice 90.00, bob 260.50
 
   Rule: The ledger retries the transfer a deadlock ended, and each transfer is applied exactly once
 
@@ -65,7 +68,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       Then T2's transfer succeeds after 2 attempts
       And exactly one operation has the reference ref-501
       And exactly one operation has the reference ref-502
-      And the balances are alice 110.00 and bob 240.50
+      And the books balance: alice 110.00, bob 240.50
 
   Rule: A ledger that locks both accounts of a transfer in one order never deadlocks: the second transfer waits for the first
 
@@ -79,7 +82,7 @@ Feature: Two transfers that wait for each other: a deadlock, and how the ledger 
       When T2 continues its transfer
       Then T2's transfer succeeds after 1 attempt
       And no session failed with deadlock_detected
-      And the balances are alice 110.00 and bob 240.50
+      And the books balance: alice 110.00, bob 240.50
 
     @changes-ledger
     Scenario: Two transfers into one account from different accounts queue instead of deadlocking

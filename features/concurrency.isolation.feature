@@ -18,6 +18,10 @@ Feature: What two transactions at the same time can and cannot do to each other'
   - allowed: the outcome shown can happen in production at that level.
   Balances are set directly here, as a stand-in for any change; they are not payments.
   
+  Each read states what it sees, on its own line, as Hermitage writes its transcripts
+  ("select * from test where id = 1; -- T2. Still shows 1 => 10"); dave and erin are
+  Hermitage's rows 1 and 2, and what each read sees at each level is Hermitage's
+  PostgreSQL result or follows from the documentation's rules.
   The expected verdicts come from PostgreSQL's documentation (chapter "Transaction
   Isolation": read committed never shows uncommitted data, repeatable read reads one
   snapshot and fails a write to a row changed since, serializable also fails any set of
@@ -53,9 +57,9 @@ Feature: What two transactions at the same time can and cannot do to each other'
     Scenario Outline: Aborted read (G1a) at <level>
       Given T1 and T2 begin transactions at <level>
       When T1 sets the balance of dave to 101.00
-      And T2 reads the balance of dave
+      And T2 sees dave at 10.00
       And T1 rolls back
-      And T2 reads the balance of dave
+      And T2 sees dave at 10.00
       And T2 commits
       Then aborted read (G1a) is <verdict> at <level>: <how>
 
@@ -70,18 +74,18 @@ Feature: What two transactions at the same time can and cannot do to each other'
     Scenario Outline: Intermediate read (G1b) at <level>
       Given T1 and T2 begin transactions at <level>
       When T1 sets the balance of dave to 101.00
-      And T2 reads the balance of dave
+      And T2 sees dave at 10.00
       And T1 sets the balance of dave to 11.00
       And T1 commits
-      And T2 reads the balance of dave
+      And T2 sees dave at <T2 then sees>
       And T2 commits
       Then intermediate read (G1b) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                           |
-        | read committed  | prevented | the snapshot hides the change |
-        | repeatable read | prevented | the snapshot hides the change |
-        | serializable    | prevented | the snapshot hides the change |
+        | level           | T2 then sees | verdict   | how                           |
+        | read committed  | 11.00        | prevented | the snapshot hides the change |
+        | repeatable read | 10.00        | prevented | the snapshot hides the change |
+        | serializable    | 10.00        | prevented | the snapshot hides the change |
 
   Rule: Circular information flow (G1c): no level lets two transactions each see the other's uncommitted change
 
@@ -92,8 +96,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
       Given T1 and T2 begin transactions at <level>
       When T1 sets the balance of dave to 11.00
       And T2 sets the balance of erin to 22.00
-      And T1 reads the balance of erin
-      And T2 reads the balance of dave
+      And T1 sees erin at 20.00
+      And T2 sees dave at 10.00
       And T1 commits
       And T2 commits
       Then circular information flow (G1c) is <verdict> at <level>: <how>
@@ -113,37 +117,37 @@ Feature: What two transactions at the same time can and cannot do to each other'
       And T2 sets the balance of dave to 12.00
       Then T2 is waiting for T1
       When T1 commits
-      And T3 reads the balance of dave
+      And T3 sees dave at 11.00
       And T2 sets the balance of erin to 18.00
-      And T3 reads the balance of erin
+      And T3 sees erin at 19.00
       And T2 commits
-      And T3 reads the balance of erin
-      And T3 reads the balance of dave
+      And T3 sees erin at <T3 then sees erin at>
+      And T3 sees dave at <and dave at>
       And T3 commits
       Then observed transaction vanishes (OTV) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                                            |
-        | read committed  | prevented | a writer waits for the other to finish         |
-        | repeatable read | prevented | a transaction fails with serialization_failure |
-        | serializable    | prevented | a transaction fails with serialization_failure |
+        | level           | T3 then sees erin at | and dave at | verdict   | how                                            |
+        | read committed  | 18.00                | 12.00       | prevented | a writer waits for the other to finish         |
+        | repeatable read | 19.00                | 11.00       | prevented | a transaction fails with serialization_failure |
+        | serializable    | 19.00                | 11.00       | prevented | a transaction fails with serialization_failure |
 
   Rule: Predicate-many-preceders (PMP): at read committed, repeating a search within one transaction can find an account opened meanwhile; repeatable read and serializable do not
 
     Scenario Outline: Predicate-many-preceders (PMP) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 lists the accounts holding 30.00
+      When T1 lists the accounts holding 30.00 and finds none
       And T2 opens the account frank with 30.00
       And T2 commits
-      And T1 lists the accounts whose balance is a multiple of 3.00
+      And T1 lists the accounts whose balance is a multiple of 3.00 and finds <T1 then finds>
       And T1 commits
       Then predicate-many-preceders (PMP) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                           |
-        | read committed  | allowed   | nothing prevents it           |
-        | repeatable read | prevented | the snapshot hides the change |
-        | serializable    | prevented | the snapshot hides the change |
+        | level           | T1 then finds | verdict   | how                           |
+        | read committed  | frank 30.00   | allowed   | nothing prevents it           |
+        | repeatable read | none          | prevented | the snapshot hides the change |
+        | serializable    | none          | prevented | the snapshot hides the change |
 
     Scenario Outline: Predicate-many-preceders over a write predicate (PMP) at <level>
       Given T1 and T2 begin transactions at <level>
@@ -165,8 +169,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
 
     Scenario Outline: Lost update (P4) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 reads the balance of dave
-      And T2 reads the balance of dave
+      When T1 sees dave at 10.00
+      And T2 sees dave at 10.00
       And T1 sets the balance of dave to what it read plus 1.00
       And T2 sets the balance of dave to what it read plus 1.00
       Then T2 is waiting for T1
@@ -186,41 +190,41 @@ Feature: What two transactions at the same time can and cannot do to each other'
 
     Scenario Outline: Read skew (G-single) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 reads the balance of dave
-      And T2 reads the balance of dave
-      And T2 reads the balance of erin
+      When T1 sees dave at 10.00
+      And T2 sees dave at 10.00
+      And T2 sees erin at 20.00
       And T2 sets the balance of dave to 12.00
       And T2 sets the balance of erin to 18.00
       And T2 commits
-      And T1 reads the balance of erin
+      And T1 sees erin at <T1 then sees erin at>
       And T1 commits
       Then read skew (G-single) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                           |
-        | read committed  | allowed   | nothing prevents it           |
-        | repeatable read | prevented | the snapshot hides the change |
-        | serializable    | prevented | the snapshot hides the change |
+        | level           | T1 then sees erin at | verdict   | how                           |
+        | read committed  | 18.00                | allowed   | nothing prevents it           |
+        | repeatable read | 20.00                | prevented | the snapshot hides the change |
+        | serializable    | 20.00                | prevented | the snapshot hides the change |
 
     Scenario Outline: Read skew over predicates (G-single) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 lists the accounts whose balance is a multiple of 5.00
+      When T1 lists the accounts whose balance is a multiple of 5.00 and finds dave 10.00, erin 20.00
       And T2 sets the balance of the accounts holding 10.00 to 12.00
       And T2 commits
-      And T1 lists the accounts whose balance is a multiple of 3.00
+      And T1 lists the accounts whose balance is a multiple of 3.00 and finds <T1 then finds>
       And T1 commits
       Then read skew over predicates (G-single) is <verdict> at <level>: <how>
 
       Examples:
-        | level           | verdict   | how                           |
-        | read committed  | allowed   | nothing prevents it           |
-        | repeatable read | prevented | the snapshot hides the change |
-        | serializable    | prevented | the snapshot hides the change |
+        | level           | T1 then finds | verdict   | how                           |
+        | read committed  | dave 12.00    | allowed   | nothing prevents it           |
+        | repeatable read | none          | prevented | the snapshot hides the change |
+        | serializable    | none          | prevented | the snapshot hides the change |
 
     Scenario Outline: Read skew over a write predicate (G-single) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 reads the balance of dave
-      And T2 reads every balance
+      When T1 sees dave at 10.00
+      And T2 sees every balance: dave 10.00, erin 20.00
       And T2 sets the balance of dave to 12.00
       And T2 sets the balance of erin to 18.00
       And T2 commits
@@ -238,8 +242,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
 
     Scenario Outline: Write skew (G2-item) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 reads every balance
-      And T2 reads every balance
+      When T1 sees every balance: dave 10.00, erin 20.00
+      And T2 sees every balance: dave 10.00, erin 20.00
       And T1 sets the balance of dave to 11.00
       And T2 sets the balance of erin to 21.00
       And T1 commits
@@ -256,8 +260,8 @@ Feature: What two transactions at the same time can and cannot do to each other'
 
     Scenario Outline: Anti-dependency cycle (G2) at <level>
       Given T1 and T2 begin transactions at <level>
-      When T1 lists the accounts whose balance is a multiple of 3.00
-      And T2 lists the accounts whose balance is a multiple of 3.00
+      When T1 lists the accounts whose balance is a multiple of 3.00 and finds none
+      And T2 lists the accounts whose balance is a multiple of 3.00 and finds none
       And T1 opens the account frank with 30.00
       And T2 opens the account grace with 42.00
       And T1 commits
@@ -274,10 +278,10 @@ Feature: What two transactions at the same time can and cannot do to each other'
     # although T1 must come before T2 (it read erin before T2 changed it).
     Scenario Outline: Anti-dependency cycle of three transactions (G2) at <level>
       Given T1, T2 and T3 begin transactions at <level>
-      When T1 reads every balance
+      When T1 sees every balance: dave 10.00, erin 20.00
       And T2 sets the balance of erin to 25.00
       And T2 commits
-      And T3 reads every balance
+      And T3 sees every balance: dave 10.00, erin 25.00
       And T3 commits
       And T1 sets the balance of dave to 0.00
       And T1 commits

@@ -7,11 +7,14 @@ Feature: Waiting for a lock: how long a session waits, and what it is told when 
   (statement_timeout: it is cancelled with query_canceled, whatever it was waiting for).
   Workers taking payments from a queue pass over those another worker holds (SKIP
   LOCKED), so each takes a different one.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A session waits for a held account until the holder finishes, then proceeds
 

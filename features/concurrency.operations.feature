@@ -6,11 +6,14 @@ Feature: Payments and transfers on one account at the same time: each counts onc
   ledger that read the balance first and wrote back what it computed would lose one of
   the two (a lost update), or let two withdrawals spend the same money. Here T1 is held
   just before it commits, so the order of events is exact.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
     And T1 pauses its next operation before it commits
 
   Rule: Two payments into one account at the same time both count

@@ -5,7 +5,12 @@ Feature: A connection that cannot be made, or is lost, fails clearly and is repl
   connection pool never hands out a connection the server has ended.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A connection the server refuses names the reason
 
@@ -49,11 +54,11 @@ Feature: A connection that cannot be made, or is lost, fails clearly and is repl
       When the server ends that connection
       And the application reads the ledger through the pool
       Then it fails because the connection was lost
-      When the application reads the ledger through the pool again
+      When the application reads the ledger through the pool
       Then it succeeds
       And it was served by a new server connection
 
-    Scenario: A connection the server ends during a transaction loses that transaction, and the pool recovers
+    Scenario: A connection the server ends during a transaction loses that transaction
       Given the application uses a pool that tests each connection before handing it out
       And the application has begun a transaction
       And the application has recorded a payment of 40.00 for dave in that transaction
@@ -61,5 +66,12 @@ Feature: A connection that cannot be made, or is lost, fails clearly and is repl
       And the application commits the transaction
       Then it fails because the connection was lost
       And no payment for dave is in the ledger
+
+    Scenario: After the server ended a connection during a transaction, the pool hands out a working one
+      Given the application uses a pool that tests each connection before handing it out
+      And the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      And the server has ended that connection
+      And the application's commit of that transaction has failed because the connection was lost
       When the application reads the ledger through the pool
       Then it succeeds

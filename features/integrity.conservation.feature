@@ -6,11 +6,14 @@ Feature: Money is never created, lost or moved without a record
   is about: a lost update, a transfer that took the money but never gave it, or a
   balance changed behind the ledger's back fails the scenario in which it happened.
   The scenarios below break the rule on purpose, to show that the check finds it.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: After the ledger's operations, every balance is what its records give
 

@@ -6,7 +6,12 @@ Feature: An operation that breaks a rule of the ledger is refused, names the rul
   caller can tell the user exactly what was wrong; no balance and no payment changes.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A refused operation names the rule it broke, and changes nothing
 

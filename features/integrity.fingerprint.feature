@@ -5,13 +5,18 @@ Feature: No failure changes committed payments unless it says so
   cent, status or reference changed, the fingerprints differ.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: Every failure leaves the committed payments exactly as they were
 
     Scenario Outline: After <failure>, the ledger's fingerprint is unchanged
       When <failure>
-      Then the ledger's fingerprint is unchanged
+      Then the committed ledger is unchanged
 
       Examples:
         | failure                                                  |

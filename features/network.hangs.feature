@@ -25,7 +25,12 @@ Feature: Every wait of a request ends, and the specification says what ends it: 
   an answer in under 0.5 s.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
     And the application's connect timeout is 2 seconds
     And the application gives up on a request the network has not acknowledged after 0.5 seconds
     And the application probes a quiet connection after 1 second, then every 1 second, giving up after 1 unanswered probe

@@ -8,11 +8,14 @@ Feature: Repeating an operation never applies it twice
   already names a different operation is refused. Two requests with the same reference
   at the same time (T1 and T2, two instances of the application) are settled by the
   database: the second waits for the first, and is then told what the first did.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: An operation repeated with the same reference is applied once, and the repeat says so
 
@@ -57,7 +60,7 @@ Feature: Repeating an operation never applies it twice
       Given the application has transferred 100.00 from alice to bob with reference ref-505
       When the application transfers 100.00 from alice to bob with reference ref-505
       Then it succeeds, reporting the operation as already applied
-      And the balances are alice 0.00 and bob 350.50
+      And the books balance: alice 0.00, bob 350.50
 
     @changes-ledger
     Scenario: A repeated transfer does not wait for an account another session is changing
@@ -110,4 +113,4 @@ Feature: Repeating an operation never applies it twice
       When T1 continues its payment
       Then T1's payment succeeds
       And T2 fails with reference_conflict
-      And the balances are alice 100.00 and dave 40.00
+      And the books balance: alice 100.00, dave 40.00

@@ -14,11 +14,14 @@ Feature: A transient failure is retried a bounded number of times and never appl
   only refuse again.
   The number of attempts is counted twice: by the ledger, and by the waits the
   application recorded before its retries (N attempts wait N-1 times).
-  The sample payments: alice 100.00 (reference ref-001) and bob 250.50 (posted), carol
-  75.25 (still pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A transient failure is retried until the operation succeeds, and the money moves once
 

@@ -8,11 +8,14 @@ Feature: The application's connection pool runs out, and gives every connection 
   connections replaces one older than its recycle age, so a connection the network may
   have dropped silently long ago is not used again. (pool_timeout is failspec's name for
   the pool's own timeout error; its message is SQLAlchemy's, as the application logs it.)
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: Unless told otherwise, the application's pool keeps at most 5 connections, opens no more when busy, and hands them out untested
 

@@ -17,12 +17,15 @@ Feature: Cancelling a request while the server works on it: by the application, 
   and ends the session of a client that is gone ("Connections and Authentication"); the
   bound below allows 0.1 seconds beyond the interval for the server process to end and be
   seen gone.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00. A report that the server needs a few
-  seconds for stands in for a heavy query.
+  A report that the server needs a few seconds for stands in for a heavy query.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A cancelled statement fails with query_canceled, the server stops it, and the session keeps its connection
 
@@ -91,8 +94,7 @@ Feature: Cancelling a request while the server works on it: by the application, 
 
     @changes-ledger
     Scenario Outline: T1's payment, cancelled by <who> after it has committed
-      When T1 pays 5.00 to dave with reference ref-031
-      Then T1's payment succeeds
+      Given T1 has paid 5.00 to dave with reference ref-031
       When <who> cancels T1's payment
       And T1 reads the balance of dave
       Then T1 completes

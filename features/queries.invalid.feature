@@ -6,7 +6,12 @@ Feature: A query the database cannot run changes nothing and says exactly why
   payment, and the connection that sent it goes on working.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
     And the application is connected to the ledger
 
   Rule: An invalid query is refused with the condition PostgreSQL names for it, and changes nothing

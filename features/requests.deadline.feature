@@ -17,11 +17,14 @@ Feature: A request deadline: each attempt of a payment waits for the database no
   reference, so it is applied exactly once; if the retries fail too, the error still
   says the outcome is unknown. A deadline that runs out before anything was sent (while
   the connection opens) is retried too.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: With the server frozen, a read fails at the request deadline, also when the pool first tests its idle connection
 

@@ -7,11 +7,14 @@ Feature: The database server crashes, restarts or is paused: no committed paymen
   is gone. The application's pool reconnects, and an operation that was interrupted is
   retried and applied exactly once. These scenarios run only against a test server the
   suite controls; elsewhere they are skipped, saying why.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A crash keeps every committed payment and loses the transaction that was open
 
@@ -23,6 +26,14 @@ Feature: The database server crashes, restarts or is paused: no committed paymen
       When the server crashes and is restarted
       Then a payment of 25.00 for frank is in the ledger
       And no payment for dave is in the ledger
+
+  Rule: After a crash and restart the application works again, without being restarted itself
+
+    @changes-ledger
+    Scenario: After a crash with a transaction open, the application's next payment succeeds
+      Given the application has begun a transaction
+      And the application has recorded a payment of 40.00 for dave in that transaction
+      And the server has crashed and been restarted
       When the application pays 15.00 to erin with reference ref-602
       Then it succeeds
       And a payment of 15.00 for erin is in the ledger
@@ -50,5 +61,5 @@ Feature: The database server crashes, restarts or is paused: no committed paymen
       Then it fails with connect_timeout
       And it fails within 3 seconds
       When the server resumes
-      And the application reads the ledger through the pool again
+      And the application reads the ledger through the pool
       Then it succeeds

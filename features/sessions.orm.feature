@@ -6,11 +6,14 @@ Feature: An ORM session that fails is unusable until rolled back, and never hide
   commits at its end, or rolls back when anything in it fails) keeps all of its work or
   none of it, and tells the caller what broke it: a rule of the ledger, the application's
   own code, or a lost connection.
-  The sample payments: alice 100.00 and bob 250.50 (posted), carol 75.25 (still
-  pending); every other account starts at 0.00.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: After a failed flush, the session refuses all work until it is rolled back
 

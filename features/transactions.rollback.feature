@@ -4,7 +4,12 @@ Feature: A transaction records all of its payments or none of them
   the ledger looks as if the transaction had never started.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A failure midway through a transaction undoes every statement of it
 

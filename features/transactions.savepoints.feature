@@ -6,7 +6,12 @@ Feature: A savepoint lets part of a transaction fail without losing the rest
   refused the others.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A failure under a savepoint undoes only the work since the savepoint
 
@@ -14,8 +19,7 @@ Feature: A savepoint lets part of a transaction fail without losing the rest
     Scenario: A failed payment under a savepoint is undone alone, and the transaction commits the rest
       Given the application has begun a transaction
       And the application has recorded a payment of 40.00 for dave in that transaction
-      When the application records a payment of 0.00 for erin under a savepoint
-      Then it fails with check_violation
+      And a payment of 0.00 for erin under a savepoint has failed with check_violation
       When the application records a payment of 15.00 for frank in that transaction
       And the application commits the transaction
       Then a payment of 40.00 for dave is in the ledger

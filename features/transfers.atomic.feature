@@ -5,7 +5,12 @@ Feature: A transfer moves money completely or not at all
   changes.
 
   Background:
-    Given the ledger holds the sample payments
+    Given the ledger holds these payments:
+      | account | amount | reference | status  |
+      | alice   | 100.00 | ref-001   | posted  |
+      | bob     | 250.50 | ref-002   | posted  |
+      | carol   | 75.25  | ref-003   | pending |
+    And the ledger also holds the empty accounts dave, erin, frank, grace and mallory
 
   Rule: A transfer changes both balances by the same amount, and never the total
 

@@ -46,7 +46,26 @@ def catalog() -> str:
         f"## {Path(module).stem.removesuffix('_steps')} (`{module}`)\n\n" + "\n".join(steps)
         for module, steps in sorted(by_module.items())
     ]
-    return "\n\n".join([HEADER.strip(), *sections]) + "\n"
+    return "\n\n".join([HEADER.strip(), *sections, choices()]) + "\n"
+
+
+def choices() -> str:
+    """The catalogue's last section: the phrases each choice parameter accepts (any other
+    phrase leaves the step undefined)."""
+    from failspec.harness.gherkin_types import CHOICES
+
+    lines = [
+        f"- `{name}`: " + ", ".join(f"`{phrase}`" for phrase in phrases)
+        for name, phrases in sorted(CHOICES.items())
+    ]
+    return (
+        "## Parameter choices\n\n"
+        "A `{name:Type}` of these types takes one of the phrases listed, and nothing else: "
+        "a misspelt phrase is an undefined step. `Condition` takes a PostgreSQL condition "
+        "name (Appendix A of its documentation) or one of `failspec.conditions`' client "
+        "ones; `InjectedFailure` takes a lost connection or a PostgreSQL condition name.\n\n"
+        + "\n".join(lines)
+    )
 
 
 def main(args: list[str]) -> int:

@@ -63,7 +63,7 @@ def test_a_step_module_that_fails_to_import_is_one_line_and_a_junit_error(featur
 def test_a_step_defined_twice_is_one_line_and_a_junit_error(features, capsys):
     (features / "steps" / "zz_steps.py").write_text(
         "from behave import given\n\n\n"
-        '@given("the ledger holds the sample payments")\ndef again(context):\n    pass\n'
+        '@given("the ledger holds these payments:")\ndef again(context):\n    pass\n'
     )
     code, err, junit_error = run(features, capsys)
     assert code == 2 and err.startswith("failspec: cannot run: AmbiguousStep: ")

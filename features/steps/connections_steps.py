@@ -9,16 +9,10 @@ from failspec.harness.matchers import fails_with
 from failspec.harness.scenario.application import OtherClients
 from failspec.harness.scenario.fixtures import held
 
-PROBLEMS = {
-    "a wrong password": {"password": "not-the-password"},
-    "a user that does not exist": {"user": "nobody_at_all"},
-    "a database that does not exist": {"database": "no_such_ledger"},
-}
 
-
-@when("the application connects with {problem}")
+@when("the application connects with {problem:ConnectionProblem}")
 def step_connect_with(context, problem):
-    context.outcome = context.app.connect_once(**PROBLEMS[problem])
+    context.outcome = context.app.connect_once(**problem)
 
 
 @when("the application connects to an address where nothing listens")
@@ -56,13 +50,13 @@ def step_idle_connection(context):
     context.app.idle_connection_in_pool()
 
 
+@given("the server has ended that connection")
 @when("the server ends that connection")
 def step_server_ends(context):
     context.app.end_connection()
 
 
 @when("the application reads the ledger through the pool")
-@when("the application reads the ledger through the pool again")
 def step_read_through_pool(context):
     context.outcome = context.app.read_through_pool()
 
@@ -75,6 +69,7 @@ def step_idle_timeout(context, seconds):
     context.app.server_settings["idle_in_transaction_session_timeout"] = timeout
 
 
+@given("the application has left the transaction idle until the server ended its session")
 @when("the application leaves the transaction idle until the server ends its session")
 def step_leave_idle(context):
     context.app.leave_transaction_until_ended(timeout=2 * context.settings.timeout_scale)
@@ -94,7 +89,12 @@ def step_one_more(context):
     context.outcome = context.app.connect_once()
 
 
-@when("the other clients let their connections go")
+@given("the application has been refused one more connection")
+def step_refused_one_more(context):
+    assert_that(context.app.connect_once(), fails_with("too_many_connections"))
+
+
+@given("the other clients have let their connections go")
 def step_release_slots(context):
     context.other_clients.release()
 

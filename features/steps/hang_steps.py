@@ -1,52 +1,13 @@
 """How long a request waits when the database goes silent, and what ends the wait."""
 
-import re
-
-import parse
-from behave import given, register_type, then, use_fixture
+from behave import given, then, use_fixture
 from hamcrest import assert_that, equal_to, greater_than
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.conditions import is_known_condition
 from failspec.harness.faults import hangs
 from failspec.harness.faults.hangs import Cell, Hang
 from failspec.harness.faults.network import PacketLoss
 from failspec.harness.scenario.fixtures import held
-
-
-def _one_of(values):
-    return "|".join(re.escape(v) for v in sorted(values, key=len, reverse=True))
-
-
-@parse.with_pattern(_one_of(hangs.PHASES))
-def phase(text):
-    return text
-
-
-@parse.with_pattern(_one_of(hangs.FAULTS))
-def silence(text):
-    return text
-
-
-@parse.with_pattern(_one_of(hangs.BOUNDS))
-def bound(text):
-    return hangs.BOUNDS[text]
-
-
-@parse.with_pattern("fails|succeeds")
-def result(text):
-    return text
-
-
-@parse.with_pattern(r"[a-z][a-z_]*")
-def ended(text):
-    """How a request ended: "succeeded", or a condition name."""
-    if text != "succeeded" and not is_known_condition(text):
-        raise ValueError(f"{text!r} is neither 'succeeded' nor a condition name")
-    return text
-
-
-register_type(Phase=phase, Silence=silence, Bound=bound, Result=result, Ended=ended)
 
 
 @given(

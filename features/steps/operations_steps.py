@@ -95,19 +95,14 @@ def step_lose_between_legs(context):
     context.app.lose_connection_between_transfer_legs()
 
 
-FAILURES = {"a lost connection": server_faults.LOST_CONNECTION}
-
-
-@given("the next {times:d} attempts to record an operation fail with {failure}")
+@given("the next {times:d} attempts to record an operation fail with {failure:InjectedFailure}")
 def step_arm_failures(context, times, failure):
-    server_faults.arm_insert_failures(context.workspace, FAILURES.get(failure, failure), times)
+    server_faults.arm_insert_failures(context.workspace, failure, times)
 
 
-@given("every attempt to record an operation fails with {failure}")
+@given("every attempt to record an operation fails with {failure:InjectedFailure}")
 def step_arm_every_failure(context, failure):
-    server_faults.arm_insert_failures(
-        context.workspace, FAILURES.get(failure, failure), server_faults.EVERY_TIME
-    )
+    server_faults.arm_insert_failures(context.workspace, failure, server_faults.EVERY_TIME)
 
 
 @given("the application tries each operation up to {attempts:d} times")

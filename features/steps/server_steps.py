@@ -6,6 +6,7 @@ import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter ty
 from failspec.harness.waiting import until
 
 
+@given("the server has crashed and been restarted")
 @when("the server crashes and is restarted")
 def step_crash_restart(context):
     context.server_faults.crash()

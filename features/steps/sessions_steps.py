@@ -83,9 +83,25 @@ def step_read(context, name, account):
     _act(context, name, f"read the balance of {account}", _teller(context, name).read(account))
 
 
-@when("{name:Session} reads every balance")
-def step_read_all(context, name):
+@when("{name:Session} sees {account:Account} at {amount:Money}")
+def step_sees(context, name, account, amount):
+    """Reads the balance of ``account`` and states what the read saw, as Hermitage writes a
+    transcript ("select ... where id = 1; -- T2. Still shows 1 => 10")."""
+    step_read(context, name, account)
+    _saw(context, name, amount, f"the balance of {account}")
+
+
+@when("{name:Session} sees every balance: {balances:Balances}")
+def step_sees_all(context, name, balances):
     _act(context, name, "read every balance", _teller(context, name).list("true", {}, "every"))
+    _saw(context, name, balances, "every balance")
+
+
+def _saw(context, name, expected, what):
+    outcome = context.sessions.finish(name)
+    assert_that(outcome, succeeds())
+    seen = dict(outcome.rows or ()) if isinstance(expected, dict) else outcome.value
+    assert_that(seen, equal_to(expected), f"what {name} saw of {what}")
 
 
 @when("{name:Session} sets the balance of {account:Account} to {amount:Money}")
@@ -125,11 +141,20 @@ def step_list_holding(context, name, amount):
     _act(context, name, f"list the {label}", fn)
 
 
-@when("{name:Session} lists the accounts whose balance is a multiple of {amount:Money}")
-def step_list_multiple(context, name, amount):
+@when("{name:Session} lists the accounts holding {amount:Money} and finds {found:Found}")
+def step_list_holding_finds(context, name, amount, found):
+    step_list_holding(context, name, amount)
+    _saw(context, name, found, f"the accounts holding {amount}")
+
+
+@when(
+    "{name:Session} lists the accounts whose balance is a multiple of {amount:Money} and finds {found:Found}"
+)
+def step_list_multiple_finds(context, name, amount, found):
     label = f"accounts whose balance is a multiple of {amount}"
     fn = _teller(context, name).list("balance % :m = 0", {"m": amount}, label)
     _act(context, name, f"list the {label}", fn)
+    _saw(context, name, found, f"the {label}")
 
 
 @when("{name:Session} opens the account {account:Account} with {amount:Money}")
@@ -254,6 +279,14 @@ def step_session_pay(context, name, amount, account, reference):
     _act(context, name, f"pay {amount} to {account} ({reference})", lambda: ledger.pay(payment))
 
 
+@given(
+    "{name:Session} has paid {amount:Money} to {account:Account} with reference {reference:Reference}"
+)
+def step_session_paid_before(context, name, amount, account, reference):
+    step_session_pay(context, name, amount, account, reference)
+    step_session_paid(context, name)
+
+
 @given("{name:Session} waits to retry its transfer until told to")
 def step_hold_retry(context, name):
     session = context.sessions[name]
@@ -375,12 +408,6 @@ def step_none_failed(context, condition):
     context.sessions.finish_all()
     failed = [s.name for s in context.sessions if s.failed_with(condition)]
     assert_that(failed, equal_to([]))
-
-
-@then("the balances are {a:Account} {x:Money} and {b:Account} {y:Money}")
-def step_two_balances(context, a, x, b, y):
-    balances = context.audit.balances()
-    assert_that({a: balances[a], b: balances[b]}, equal_to({a: x, b: y}))
 
 
 # -- isolation verdicts ----------------------------------------------------------------

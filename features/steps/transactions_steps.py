@@ -7,7 +7,7 @@ from behave import given, then, when
 from hamcrest import assert_that, equal_to, has_item, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
-from failspec.harness.matchers import succeeds
+from failspec.harness.matchers import fails_with, reports_connection_invalidated, succeeds
 from failspec.harness.outcomes import capture
 from failspec.ledger import Ledger, Payment, Rejection
 
@@ -15,10 +15,10 @@ BATCH_ACCOUNTS = ("dave", "erin", "frank", "grace")
 
 
 @when(
-    "the application records a batch of {count:d} payments whose {position} one has a negative amount"
+    "the application records a batch of {count:d} payments whose {position:Position} one has a negative amount"
 )
 def step_batch_with_negative(context, count, position):
-    index = {"first": 0, "second": 1, "last": count - 1}[position]
+    index = position % count
     context.batch = [
         Payment(BATCH_ACCOUNTS[i], Decimal("-5.00") if i == index else Decimal("40.00"),
                 f"ref-{101 + i}")
@@ -101,6 +101,11 @@ def step_commit(context):
     context.outcome = context.app.session.commit()
 
 
+@given("the application's commit of that transaction has failed because the connection was lost")
+def step_commit_lost(context):
+    assert_that(context.app.session.commit(), reports_connection_invalidated())
+
+
 @when("the application records a payment of {amount:Money} for {account:Account} on its own")
 def step_record_alone(context, amount, account):
     ledger = context.app.ledger
@@ -172,13 +177,16 @@ def step_cut_off(context):
 # -- savepoints and imports
 
 
-@when("the application records a payment of {amount:Money} for {account:Account} under a savepoint")
-def step_record_under_savepoint(context, amount, account):
+@given(
+    "a payment of {amount:Money} for {account:Account} under a savepoint has failed with {condition:Condition}"
+)
+def step_failed_under_savepoint(context, amount, account, condition):
     payment = Payment(account, amount, f"ref-{account}")
-    context.outcome = context.app.session.run(
+    outcome = context.app.session.run(
         f"record {payment} under a savepoint",
         lambda conn: Ledger.record_under_savepoint(conn, payment),
     )
+    assert_that(outcome, fails_with(condition))
 
 
 @given("the application has set a savepoint")
@@ -222,9 +230,9 @@ def step_failure_row(context, number, reference):
     assert_that(notes, has_item(f"row {number} ({reference}) of the import"))
 
 
-@then("the import took {references}")
+@then("the import took {references:References}")
 def step_import_took(context, references):
-    assert_that(context.outcome.value.imported, equal_to(references.split(", ")))
+    assert_that(context.outcome.value.imported, equal_to(references))
 
 
 @then("the import refused these rows:")
