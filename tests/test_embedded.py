@@ -302,8 +302,8 @@ def test_servers_copied_from_one_template_each_get_a_password_of_their_own():
 TEMPLATE_BUILDER = """
 import sys
 from pathlib import Path
-from failspec.harness.postgres import template, user
-template.cluster_template(Path(sys.argv[1]), user.server_user(), 15)
+from failspec.harness.postgres import cluster
+cluster.build_template(Path(sys.argv[1]), 15)
 """
 
 

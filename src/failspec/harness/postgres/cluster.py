@@ -32,6 +32,18 @@ SUPERUSER = "failspec"  # the database role the harness connects as
 DATABASE = "failspec"
 
 
+def build_template(bin_dir: Path, ready_timeout: float) -> Path:
+    """The cluster template's data directory for these binaries (failspec.harness.postgres
+    .template), built once by a server of its own: on the Unix socket alone, so from
+    initdb, not from a template. ``ready_timeout``: seconds its start may take."""
+    return cluster_template(
+        bin_dir,
+        server_user(),
+        lambda: EmbeddedPostgres(bin_dir, ready_timeout=ready_timeout, listen=False),
+        DATABASE,
+    )
+
+
 # Settings suited to tests. fsync=off trades durability against an OS crash for speed;
 # a crash of the server process still loses nothing committed, because each commit's WAL
 # is written to the OS before the commit returns. So synchronous_commit stays on: with it
@@ -126,7 +138,7 @@ class EmbeddedPostgres:
         if self.base is None:
             self._make_base()
             if self.from_template:
-                self._copy_cluster(cluster_template(self.bin_dir, self.user, self.ready_timeout))
+                self._copy_cluster(build_template(self.bin_dir, self.ready_timeout))
             else:
                 self._initdb(self.password)
         attempts = 1 if self.requested_port is not None else 3

@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from failspec.harness.postgres.binaries import binaries_identity
 from failspec.harness.postgres.directories import OWNER_FILE
@@ -18,8 +19,31 @@ if TYPE_CHECKING:
 TEMPLATE_VERSION = "1"  # raise when the template cluster's contents change
 
 
-def cluster_template(bin_dir: Path, user: pwd.struct_passwd | None, ready_timeout: float) -> Path:
-    """The data directory of a ready-made cluster for these binaries, built once.
+class Builder(Protocol):
+    """The server that builds the template (failspec.harness.postgres.cluster's
+    EmbeddedPostgres, made from initdb and on the Unix socket alone)."""
+
+    parent: Path | None
+    base: Path | None
+
+    @property
+    def log_path(self) -> Path: ...
+
+    def start(self) -> None: ...
+
+    def execute_local(self, sql: str) -> None: ...
+
+    def stop(self, *, remove: bool = True) -> None: ...
+
+
+def cluster_template(
+    bin_dir: Path,
+    user: pwd.struct_passwd | None,
+    builder: Callable[[], Builder],
+    database: str,
+) -> Path:
+    """The data directory of a ready-made cluster for these binaries, built once by a
+    server ``builder()`` makes, holding ``database``.
 
     It holds the suite's database and role; its password is replaced at every start.
     Built under a name the reaper knows (so a build killed halfway is cleaned up),
@@ -30,26 +54,22 @@ def cluster_template(bin_dir: Path, user: pwd.struct_passwd | None, ready_timeou
     template = Path(tempfile.gettempdir()) / f"failspec-pgcluster-{key}"
     if (template / "ready").exists():
         return template / "data"
-    # The builder is a server of its own (on the Unix socket alone, so from initdb, not
-    # from a template): imported here, not above, as the server module uses this one.
-    from failspec.harness.postgres.cluster import DATABASE, EmbeddedPostgres
-
-    builder = EmbeddedPostgres(bin_dir, ready_timeout=ready_timeout, listen=False)
-    builder.parent = template.parent  # the same file system, so the rename below is atomic
+    server = builder()
+    server.parent = template.parent  # the same file system, so the rename below is atomic
     try:
-        builder.start()
-        builder.execute_local(f"CREATE DATABASE {DATABASE}")
-        builder.stop(remove=False)  # a clean shutdown: the copy needs no recovery
-        assert builder.base is not None
-        (builder.base / OWNER_FILE).unlink()
-        builder.log_path.unlink(missing_ok=True)
-        (builder.base / "ready").touch()
+        server.start()
+        server.execute_local(f"CREATE DATABASE {database}")
+        server.stop(remove=False)  # a clean shutdown: the copy needs no recovery
+        assert server.base is not None
+        (server.base / OWNER_FILE).unlink()
+        server.log_path.unlink(missing_ok=True)
+        (server.base / "ready").touch()
         try:
-            builder.base.rename(template)
+            server.base.rename(template)
         except OSError:
             if not (template / "ready").exists():
                 raise
-            shutil.rmtree(builder.base, ignore_errors=True)  # another run was faster
+            shutil.rmtree(server.base, ignore_errors=True)  # another run was faster
     finally:
-        builder.stop()
+        server.stop()
     return template / "data"
