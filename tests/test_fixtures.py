@@ -16,7 +16,7 @@ from behave.runner import Context
 
 from failspec.harness import hooks
 from failspec.harness.scenario import fixtures
-from failspec.harness.scenario.fixtures import Guards, held
+from failspec.harness.scenario.fixtures import GuardFailed, Guards, held
 
 #: What each stand-in is called in fixtures.TEARDOWN.
 NAMES = {
@@ -130,3 +130,21 @@ def test_what_a_scenario_leaks_on_purpose_is_closed_after_the_guards_have_seen_i
     guards.leave(lambda: closed.append("the leak"))
     context._pop()
     assert closed.index("guards") < closed.index("the leak") < closed.index("schema")
+
+
+def test_what_was_left_on_purpose_all_closes_and_a_failure_to_close_it_is_reported(
+    scene: Any,
+) -> None:
+    context, scenario, closed = scene
+    hooks._prepare(context, scenario)
+    guards: Guards = context.guards
+
+    def refuse() -> None:
+        closed.append("refused")
+        raise RuntimeError("it would not close")
+
+    guards.leave(lambda: closed.append("the first leak"))
+    guards.leave(refuse)
+    with pytest.raises(GuardFailed, match="left on purpose failed: RuntimeError: it would not"):
+        context._pop()
+    assert closed[-3:] == ["refused", "the first leak", "schema"]

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from failspec.harness import servers
 from failspec.harness.errors import SetupError
-from failspec.harness.servers.settings import Settings
+from failspec.harness.servers.settings import BACKENDS, Settings
 
 
 def test_auto_prefers_docker_when_a_daemon_answers(monkeypatch):
@@ -173,3 +173,7 @@ def test_a_role_that_may_not_set_deadlock_timeout_is_told_the_grant_it_needs(ser
             conn.execute(sa.text("REVOKE SET ON PARAMETER deadlock_timeout FROM creator"))
             conn.execute(sa.text("DROP ROLE creator"))
         admin.dispose()
+
+
+def test_every_backend_the_settings_accept_has_a_class_and_every_class_is_accepted():
+    assert set(BACKENDS) == {"auto", *servers.BACKEND_CLASSES}

@@ -66,7 +66,7 @@ from failspec.harness.guards.leaks import find_leaks
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
 from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.application import Application
-from failspec.harness.scenario.fixtures import Guards
+from failspec.harness.scenario.fixtures import GuardFailed, Guards
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace, dead_runs_notice
 from failspec.harness.servers.settings import Settings
 from failspec.ledger import Ledger
@@ -131,9 +131,17 @@ def before_all(context: Any) -> None:
 
 def _cleanup_error(context: Any, cleanup: Callable[[], None], error: BaseException) -> None:
     """behave's handler for a fixture's cleanup that raised (``context.on_cleanup_error``):
-    one line; none for the guards' findings, which say so themselves (HOOK-ERROR)."""
-    if not isinstance(error, GuardFailed):
-        print(f"CLEANUP-ERROR: {type(error).__name__}: {first_line(error)}", flush=True)
+    one line, which becomes the scenario's error in the reports when it has none yet
+    (behave gives a cleanup error no message); nothing for the guards' findings, which
+    said so themselves (HOOK-ERROR)."""
+    if isinstance(error, GuardFailed) and error.reported:
+        return
+    line = f"CLEANUP-ERROR: {type(error).__name__}: {first_line(error)}"
+    print(line, flush=True)
+    scenario = getattr(context, "scenario", None)  # None past the scenarios' layers
+    if scenario is not None and not scenario.error_message:
+        scenario.store_exception_context(error)
+        scenario.error_message = line
 
 
 def reports_dir(context: Any) -> Path:
@@ -274,6 +282,7 @@ def _fail_as_hook(scenario: Any, error: GuardFailed) -> None:
     error its reason in every report), with the same console line."""
     message = f"HOOK-ERROR in the guards fixture: GuardFailed: {error}"
     print(message, flush=True)
+    error.reported = True
     scenario.hook_failed = True
     if scenario.error_message:
         scenario.error_message += "\n" + message
@@ -362,10 +371,6 @@ def _expected(
         print(f"failspec: {what} (as expected): {'; '.join(found)}", flush=True)
     elif found:
         problems.append(problem + "; ".join(found))
-
-
-class GuardFailed(AssertionError):
-    """What the guards found after a scenario: a changed ledger, a leak, a broken cleanup."""
 
 
 def _attempt(problems: list[str], what: str, phase: Callable[[], None]) -> None:

@@ -50,6 +50,13 @@ TEARDOWN = (
 )
 
 
+class GuardFailed(AssertionError):
+    """What the guards found after a scenario: a changed ledger, a leak, a broken cleanup."""
+
+    #: Whether it was said already (on the console and as the scenario's error).
+    reported: bool = False
+
+
 class Guards:
     """What the guards of one scenario are handed before they look.
 
@@ -95,16 +102,30 @@ def schema(context: Any, name: str) -> Iterator[Workspace]:
 def guarded(context: Any, check: Callable[[Guards], None]) -> Iterator[Guards]:
     """The scenario's guards: ``check(guards)`` runs once every fixture set up after
     this one is closed (it raises what the guards found: behave then counts the scenario
-    as failed). What was left on purpose is closed after it, whatever it raised.
+    as failed). What was left on purpose is closed after it, all of it, whatever it
+    raised; a closing that fails then raises :class:`GuardFailed` unless ``check`` did.
 
     Sets ``context.guards``."""
     guards = context.guards = Guards()
     yield guards
+    found: BaseException | None = None
     try:
         check(guards)
+    except BaseException as error:
+        found = error
+        raise
     finally:
+        failures = []
         for close in reversed(guards.left_on_purpose):
-            close()
+            try:
+                close()
+            except Exception as error:  # the others still close
+                failures.append(error)
+        if failures and found is None:  # what the guards found is the report, if anything
+            raise GuardFailed(
+                "; ".join(f"closing what was left on purpose failed: {type(e).__name__}: "
+                          f"{first_line(e)}" for e in failures)
+            )  # fmt: skip
 
 
 @fixture  # type: ignore[untyped-decorator]  # behave is untyped

@@ -5,7 +5,9 @@
 :class:`SetupError` with one line that names the problem and the fix.
 
 Add a backend here: each is a :class:`Server` subclass (``base``) in a module of its own
-(``embedded``, ``docker``, ``url``) and an entry of ``BACKEND_CLASSES``: its classmethod
+(``embedded``, ``docker``, ``url``), an entry of ``BACKEND_CLASSES`` and its name in
+``settings.BACKENDS`` (which the run's settings accept; tests/test_servers.py checks the
+two agree): its classmethod
 ``start(settings)`` starts (or finds) the server and returns the object, whose
 constructor only stores what ``start`` made. ``settings`` holds the run's settings
 (behave's ``-D`` options and their environment twins); ``container`` the docker
