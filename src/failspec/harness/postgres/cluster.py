@@ -95,8 +95,14 @@ class EmbeddedPostgres:
         port: int | None = None,
         ready_timeout: float = 15.0,
         listen: bool = True,
+        settings: dict[str, str] | None = None,
     ) -> None:
         self.requested_port = port
+        #: Server settings on top of TEST_SETTINGS (``-c name=value`` at every start).
+        self.settings = dict(settings or {})
+        #: Whether the data directory is a standby's (standby.signal): it is read-only, so
+        #: the start leaves the role's password as the primary set it.
+        self.standby = False
         self.listen = listen
         #: Where the server's directory goes; None chooses (see server_parent).
         self.parent: Path | None = None
@@ -136,7 +142,7 @@ class EmbeddedPostgres:
 
     def _start(self) -> None:
         if self.base is None:
-            self._make_base()
+            self.make_base()
             if self.from_template:
                 self._copy_cluster(build_template(self.bin_dir, self.ready_timeout))
             else:
@@ -153,11 +159,12 @@ class EmbeddedPostgres:
                         f"port {self.port} on 127.0.0.1 is in use: free it or choose another "
                         "with -D pg_port=..."
                     ) from None
-        if self.from_template:
+        if self.from_template and not self.standby:
             # Every run gets a password of its own, though the cluster came from a copy.
             self.execute_local("ALTER ROLE " + SUPERUSER + " PASSWORD %s", self.password)
 
-    def _make_base(self) -> None:
+    def make_base(self) -> None:
+        """Make the server's own directory (``base``; the data directory goes in it)."""
         self.base = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=self.parent or server_parent()))
         (self.base / OWNER_FILE).write_text(json.dumps(processes.Owner.me().__dict__))
         if self.user is not None:
@@ -171,7 +178,7 @@ class EmbeddedPostgres:
         if self.user is not None:
             os.chown(pwfile, self.user.pw_uid, self.user.pw_gid)
         try:
-            self._run(
+            self.run_program(
                 "initdb", "-D", str(self.data), "-U", SUPERUSER, f"--pwfile={pwfile}",
                 "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8",
                 "--locale=C", "--no-sync", "--no-instructions",
@@ -202,8 +209,9 @@ class EmbeddedPostgres:
         finally:
             conn.close()
 
-    def _run(self, program: str, *args: str) -> None:
-        """Run one of the server's programs (initdb) to its end, in a session of its own.
+    def run_program(self, program: str, *args: str) -> None:
+        """Run one of the server's programs (initdb, pg_basebackup, pg_rewind) to its end,
+        in a session of its own, as the server user, in the server's directory.
 
         A Ctrl-C at a terminal goes to the whole foreground process group: initdb there
         gets it too, and so does the server process it runs each step in, which may then
@@ -233,7 +241,7 @@ class EmbeddedPostgres:
     def _spawn_and_wait(self) -> None:
         args = [str(self.bin_dir / f"postgres{EXE}"), "-D", str(self.data), "-p", str(self.port),
                 "-c", f"unix_socket_directories={self.base}"]  # fmt: skip
-        for name, value in TEST_SETTINGS.items():
+        for name, value in {**TEST_SETTINGS, **self.settings}.items():
             args += ["-c", f"{name}={value}"]
         if not self.listen:
             args += ["-c", "listen_addresses="]  # Unix socket only

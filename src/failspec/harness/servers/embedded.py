@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import atexit
 from dataclasses import replace
+from pathlib import Path
 
 import sqlalchemy as sa
 
 from failspec.harness import postgres
+from failspec.harness.postgres import standby
 from failspec.harness.servers.base import Endpoint, Server
+from failspec.harness.servers.replication import Topology
 from failspec.harness.servers.settings import Settings
 
 
@@ -88,3 +91,47 @@ class EmbeddedServer(Server):
 
     def log_tail(self, lines: int = 20) -> str:
         return self.pg.log_tail(lines)
+
+
+class EmbeddedTopology(Topology):
+    """Members of a replicated cluster from the binaries this backend runs (``postgres.
+    standby``): the primary from the cluster template, each standby by ``pg_basebackup``
+    from it, an old primary brought back by ``pg_rewind``. ``ready_timeout`` and
+    ``connect_timeout``: seconds."""
+
+    backend = EmbeddedServer.backend
+
+    def __init__(self, bin_dir: Path, *, ready_timeout: float, connect_timeout: float) -> None:
+        self.bin_dir = bin_dir
+        self.ready_timeout = ready_timeout
+        self.connect_timeout = connect_timeout
+
+    def _member(self, pg: postgres.EmbeddedPostgres) -> EmbeddedServer:
+        atexit.register(pg.stop)  # a crash of the harness must not leave it running
+        endpoint = Endpoint(
+            "127.0.0.1", pg.port or 0, postgres.SUPERUSER, pg.password, postgres.DATABASE
+        )
+        return EmbeddedServer(pg, endpoint, self.connect_timeout, [])
+
+    def start_primary(self) -> EmbeddedServer:
+        pg = postgres.EmbeddedPostgres(
+            self.bin_dir, ready_timeout=self.ready_timeout, settings=standby.CLUSTER_SETTINGS
+        )
+        pg.start()
+        server = self._member(pg)
+        try:
+            server.check()  # reads its version
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def start_standby(self, primary: Server, name: str) -> EmbeddedServer:
+        assert isinstance(primary, EmbeddedServer)
+        server = self._member(standby.clone(primary.pg, name, ready_timeout=self.ready_timeout))
+        server.version = primary.version
+        return server
+
+    def rejoin(self, old: Server, new_primary: Server, name: str) -> None:
+        assert isinstance(old, EmbeddedServer) and isinstance(new_primary, EmbeddedServer)
+        standby.rejoin(old.pg, new_primary.pg, name)
