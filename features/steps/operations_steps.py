@@ -19,6 +19,8 @@ def _operation(context, action, fn):
     before = len(waits)
     outcome = capture(action, fn)
     outcome.notes["waits"] = waits[before:]
+    if outcome.succeeded:
+        context.workspace.acknowledge(action, outcome.value)
     return outcome
 
 
@@ -123,6 +125,12 @@ def step_many_payments(context, count, amount, account):
 def step_already_applied(context):
     assert_that(context.outcome, succeeds())
     assert_that(context.outcome.value.already_applied, equal_to(True))
+
+
+@then("it succeeds, reporting the operation as applied now")
+def step_applied_now(context):
+    assert_that(context.outcome, succeeds())
+    assert_that(context.outcome.value.already_applied, equal_to(False))
 
 
 @then("it succeeds after {attempts:d} attempts, reporting the operation as already applied")

@@ -170,3 +170,17 @@ choice(
 )
 #: Which payment of a batch: its index, from the end when negative.
 choice("Position", {"first": 0, "second": 1, "last": -1})
+#: synchronous_commit's levels, weakest first (docs: "Write Ahead Log", synchronous_commit).
+choice("SyncLevel", ("off", "local", "remote_write", "on", "remote_apply"))
+#: How the application's connection string names a cluster's servers (libpq: "Specifying
+#: Multiple Hosts", target_session_attrs): (target_session_attrs, both servers listed).
+choice(
+    "ConnectionString",
+    {
+        "to both servers, asking for one that accepts writes": ("read-write", True),
+        "to both servers, taking the first that answers": (None, True),
+        "to the old primary's address only": (None, False),
+    },
+)
+#: Whether a server holds something.
+choice("Holds", {"holds": True, "does not hold": False})

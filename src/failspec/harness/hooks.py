@@ -14,6 +14,13 @@
 * ``context.server_faults`` crashes, restarts, pauses the server; puts it back after
 * ``context.network``   the fault proxy between application and server (@network)
 * ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
+* ``context.replication`` the run's replicated cluster, started for the first scenario
+                        tagged @replication (before_all)
+* ``context.cluster``   that cluster, in a @replication scenario (else None); its
+                        primary and run stand in for ``context.server`` / ``context.run``
+* ``context.failover``  the replication faults of a @replication scenario
+* ``context.replication_matrix`` which payments survived which failure at which
+                        synchronous_commit level (reports/replication-matrix.json)
 * ``context.hang_matrix`` what ended each wait, by phase and kind of silence (written
                         after the run: reports/hang-matrix.json)
 * ``context.outcome``   what the last When-step did (set by steps)
@@ -60,12 +67,14 @@ from failspec.harness.errors import SetupError
 from failspec.harness.faults import packet_filter
 from failspec.harness.faults.hangs import HangMatrix
 from failspec.harness.faults.network import Network
+from failspec.harness.faults.replication import Failover, ReplicationMatrix
 from failspec.harness.faults.server import ServerFaults
 from failspec.harness.guards.audit import Auditor
 from failspec.harness.guards.leaks import find_leaks
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
 from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.application import Application
+from failspec.harness.scenario.cluster import NoCluster, Replication
 from failspec.harness.scenario.fixtures import GuardFailed, Guards
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace, dead_runs_notice
 from failspec.harness.servers.settings import Settings
@@ -82,6 +91,10 @@ PASSWORD_AUTH = "password-auth"
 SERVER_CONTROL = "server-control"
 #: Scenarios whose application reaches the server through a fault proxy.
 NETWORK = "network"
+#: Scenarios that need a primary and a standby (the run's replicated cluster).
+REPLICATION = "replication"
+#: Scenarios that lose an acknowledged payment on purpose: the durability guard must find it.
+EXPECT_LOSS = "expect-loss"
 #: Scenarios that leak on purpose: the leak guard must find the leak (and the run stays green).
 EXPECT_LEAK = "expect-leak"
 #: Scenarios that unbalance the books on purpose: the money-conservation guard must find it.
@@ -92,6 +105,8 @@ LEAK_GRACE = 1.0
 LOG_LINES = 400
 #: The hang matrix's file, next to the isolation matrix.
 HANG_MATRIX = "hang-matrix.json"
+#: The replication matrix's file, next to the others.
+REPLICATION_MATRIX = "replication-matrix.json"
 #: Reports the harness writes next to behave's (besides the isolation matrix).
 OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY, record.RUN_RECORD)
 #: How long a concurrent session's action may take to finish, block or pause (s).
@@ -120,12 +135,19 @@ def before_all(context: Any) -> None:
         abort_setup(str(error), context.config.junit_directory if context.config.junit else None)
     print(context.server.banner() + dead_runs_notice(context.server), flush=True)
     context.run = Run(context.server, prepare=Ledger.create_tables)
+    context.replication = Replication(
+        servers.topology(context.settings, context.server),
+        connect_timeout=context.settings.seconds(5),
+        prepare=Ledger.create_tables,
+    )
     context.matrix = Matrix()
     context.hang_matrix = HangMatrix()
+    context.replication_matrix = ReplicationMatrix()
     context.run_metrics = Metrics(context.server.backend, context.server.version)
     context.evidence = {}
     for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS),
-                  reports_dir(context) / HANG_MATRIX):  # fmt: skip
+                  reports_dir(context) / HANG_MATRIX,
+                  reports_dir(context) / REPLICATION_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
 
 
@@ -191,6 +213,13 @@ def before_scenario(context: Any, scenario: Any) -> None:
 
 def _prepare(context: Any, scenario: Any) -> None:
     started = time.perf_counter()
+    context.cluster = None
+    if REPLICATION in scenario.effective_tags:
+        try:  # the cluster's primary and its run stand in for the run's for this scenario
+            context.cluster, context.server, context.run = context.replication.for_scenario()
+        except NoCluster as why:
+            scenario.skip(str(why))
+            return
     if PASSWORD_AUTH in scenario.effective_tags and not context.server.demands_password():
         scenario.skip(
             f"the {context.server.backend} server accepts any password (trust authentication), "
@@ -206,7 +235,8 @@ def _prepare(context: Any, scenario: Any) -> None:
     workspace = use_fixture(fixtures.schema, context, scenario.name)
     # Contiguous windows: what the server counts between two scenarios goes to the next.
     metrics = context.run_metrics
-    context.counters_before = metrics.last_counters or database_counters(context.run.admin)
+    shared = context.cluster is None and metrics.last_counters
+    context.counters_before = shared or database_counters(context.run.admin)
     context.audit = Auditor(workspace)
     # The guards look once everything made after them is closed (fixtures.TEARDOWN).
     use_fixture(fixtures.guarded, context, lambda guards: _guard(context, scenario, guards))
@@ -225,6 +255,15 @@ def _prepare(context: Any, scenario: Any) -> None:
         context.network = _held(context, Network(context.server), "the network")
         context.app.url = context.sessions.url = context.network.url()
     context.server_faults = _held(context, ServerFaults(context.server), "the server faults")
+    if context.cluster is not None:
+        # The application connects where its connection string says, not to wherever
+        # the primary is: a promotion does not move it (see replication_steps).
+        context.app.url = context.cluster.url(context.cluster.primary_name)
+        context.app.follows_server = False
+        failover = Failover(
+            context.cluster, workspace.application_name, timeout=context.settings.seconds(5)
+        )
+        context.failover = _held(context, failover, "the replication faults")
     context.outcome = None
     context.scenario_metrics.overhead_ms = (time.perf_counter() - started) * 1000
 
@@ -310,6 +349,7 @@ def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str])
     failed = scenario.status.has_failed()
     leaks: list[str] = []
     imbalances: list[str] = []
+    lost: list[str] = []
     tags = scenario.effective_tags
 
     # The reads below share one checkout of the run's admin engine: one pre-ping, not three.
@@ -321,6 +361,7 @@ def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str])
             workspace.end_stragglers()
         read = audit.books(admin())  # one round trip for both checks
         imbalances.extend(read.imbalances(audit.opening, context.history.written_directly()))
+        lost.extend(audit.missing(workspace.acknowledged, admin()))
         if CHANGES_LEDGER not in tags and audit.baseline and not failed:
             audit.assert_unchanged("after the scenario", read)
 
@@ -341,6 +382,10 @@ def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str])
         problems, "money-conservation guard", EXPECT_IMBALANCE in tags, imbalances,
         "the books do not balance (money created, lost or moved without a record): ",
     )  # fmt: skip
+    _expected(
+        problems, "durability guard", EXPECT_LOSS in tags, lost,
+        "operations the application was told were applied are not in the ledger: ",
+    )  # fmt: skip
     entry.overhead_ms += (time.perf_counter() - started) * 1000
     # The guards' reads may have been served by a server process outliving its postmaster.
     ended = problems or context.server.process_ended()
@@ -353,7 +398,7 @@ def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str])
         scenario.set_status(Status.hook_error)  # behave took the status before this
         return
     if failed or problems:
-        found = {"leaks": leaks, "imbalances": imbalances}
+        found = {"leaks": leaks, "imbalances": imbalances, "lost": lost}
         context.evidence[entry.location] = _evidence(context, workspace, context.transcripts, found)
     if problems:
         entry.status = "hook_error"
@@ -383,7 +428,9 @@ def _attempt(problems: list[str], what: str, phase: Callable[[], None]) -> None:
 
 
 def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace, admin: Connection) -> None:
-    after = context.run_metrics.last_counters = database_counters(admin)
+    after = database_counters(admin)
+    if context.cluster is None:  # the cluster's counters are not the run server's
+        context.run_metrics.last_counters = after
     # (None, None) across a statistics reset (a crash): that delta is not known.
     entry.xact_commit, entry.xact_rollback = after.transactions_since(context.counters_before)
     entry.peak_connections = workspace.peak_connections
@@ -430,6 +477,9 @@ def after_all(context: Any) -> None:
         hang_matrix = getattr(context, "hang_matrix", None)
         if hang_matrix is not None and hang_matrix.cells:
             hang_matrix.write(reports_dir(context) / HANG_MATRIX)
+        replication_matrix = getattr(context, "replication_matrix", None)
+        if replication_matrix is not None and replication_matrix.cells:
+            replication_matrix.write(reports_dir(context) / REPLICATION_MATRIX)
         metrics = getattr(context, "run_metrics", None)
         figures = metrics.as_json() if metrics is not None else None  # once: run.json agrees
         if metrics is not None:
@@ -456,12 +506,17 @@ def after_all(context: Any) -> None:
             left = []  # nothing can be dropped on a server that is gone
         if left:
             raise AssertionError(f"scenario schemas left behind and dropped now: {left}")
-        if run is not None and run.scenarios == 0 and not context.aborted:
+        replicated = getattr(context, "replication", None)
+        elsewhere = replicated.scenarios if replicated is not None else 0
+        if run is not None and run.scenarios + elsewhere == 0 and not context.aborted:
             raise AssertionError(
                 "no scenario ran: check the paths and the tag expression "
                 "given to behave: together they selected none"
             )
     finally:
+        replication = getattr(context, "replication", None)
+        if replication is not None:
+            replication.close()
         if server is not None:
             server.stop()
 

@@ -4,7 +4,7 @@ Swap in your own data layer by giving the steps an object with the same operatio
 (see README: "Pointing the specification at your own data layer").
 """
 
-from failspec.ledger.errors import ReferenceConflict, UnknownAccount
+from failspec.ledger.errors import NotReplicated, ReferenceConflict, UnknownAccount
 from failspec.ledger.ledger import (
     ImportReport,
     Ledger,
@@ -21,6 +21,7 @@ __all__ = [
     "SAMPLE_PAYMENTS",
     "ImportReport",
     "Ledger",
+    "NotReplicated",
     "Payment",
     "Receipt",
     "ReferenceConflict",

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from failspec.conditions import condition_of, first_line, note
-from failspec.ledger.errors import ReferenceConflict, UnknownAccount
+from failspec.ledger.errors import NotReplicated, ReferenceConflict, UnknownAccount
 from failspec.ledger.retry import RetryPolicy
 from failspec.ledger.schema import DDL
 
@@ -247,10 +247,12 @@ class Ledger:
         def attempt(number: int) -> Receipt:
             try:
                 with self.engine.begin() as conn:
+                    notices = _fresh_notices(conn)
                     earlier = self._already_applied(conn, reference, same, number)
                     if earlier is not None:
                         return earlier
                     row_id = work(conn)
+                _raise_if_not_replicated(notices, reference)
             except sa.exc.IntegrityError as error:
                 if _constraint(error) != REFERENCE_CONSTRAINT:
                     raise
@@ -388,3 +390,37 @@ def _violated(error: sa.exc.DBAPIError) -> str | None:
     """The constraint (or, for NOT NULL before PostgreSQL 18, the column) a row broke."""
     diag = getattr(error.orig, "diag", None)
     return getattr(diag, "constraint_name", None) or getattr(diag, "column_name", None)
+
+
+#: What PostgreSQL says when a COMMIT's wait for its synchronous standbys is cancelled or
+#: its session is terminated (src/backend/replication/syncrep.c, SyncRepWaitForLSN): a
+#: WARNING whose DETAIL is this, and a COMMIT that reports success (docs: "Synchronous
+#: Replication": the transaction is committed locally but not confirmed by a standby).
+NOT_REPLICATED = "committed locally, but might not have been replicated"
+
+
+def _fresh_notices(conn: Connection) -> list[str]:
+    """The driver's list of the server's notices on this connection (psycopg2's
+    ``connection.notices``), emptied of what earlier uses of the pooled connection left."""
+    notices = getattr(conn.connection.dbapi_connection, "notices", None)
+    if not isinstance(notices, list):
+        return []
+    del notices[:]
+    return notices
+
+
+def _raise_if_not_replicated(notices: list[str], reference: str) -> None:
+    """Raise :class:`NotReplicated` if the server warned, before COMMIT returned, that
+    the transaction committed locally without its synchronous standby's confirmation."""
+    for notice in notices:
+        if NOT_REPLICATED in notice:
+            raise NotReplicated(
+                f"{reference!r} was committed on the primary, but its wait for the "
+                f"synchronous standby was cut short: {first_line_of(notice)} It may be lost "
+                "if the standby is promoted; look it up by its reference once a primary "
+                "confirms it, before doing it again"
+            )
+
+
+def first_line_of(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""

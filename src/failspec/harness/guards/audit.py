@@ -86,6 +86,24 @@ class Auditor:
                 {"r": reference},
             ).scalar_one()
 
+    def missing(self, acknowledged: dict[str, str], conn: Connection) -> list[str]:
+        """Of the operations the application was told were applied (``acknowledged``:
+        reference -> what it was), those no committed row carries the reference of, as
+        "ref-601 (pay 40.00 to dave)"; read on ``conn`` (autocommit), in the scenario's
+        schema."""
+        if not acknowledged:
+            return []
+        found = set(
+            conn.execute(
+                sa.text(
+                    f"SELECT client_ref FROM {self.workspace.schema}.transactions "
+                    "WHERE client_ref = ANY(:refs)"
+                ),
+                {"refs": list(acknowledged)},
+            ).scalars()
+        )
+        return [f"{ref} ({what})" for ref, what in acknowledged.items() if ref not in found]
+
     def take_baseline(self) -> Fingerprint:
         books = self.books()
         self.baseline = books.fingerprint

@@ -34,6 +34,7 @@ CLUSTER_SETTINGS = {
     "hot_standby": "on",
     "wal_log_hints": "on",
     "wal_receiver_status_interval": "1s",
+    "wal_retrieve_retry_interval": "100ms",
 }
 
 
@@ -110,6 +111,10 @@ def rejoin(old: EmbeddedPostgres, new_primary: EmbeddedPostgres, name: str) -> N
         f"--source-server={conninfo(new_primary, 'pg_rewind')} dbname=postgres",
     )  # fmt: skip
     follow(old, new_primary, name)
+    # The rewound server is consistent only once it has replayed the new primary's WAL
+    # past the point pg_rewind copied up to; an idle primary writes nothing more for
+    # seconds. A checkpoint writes (and flushes) a record now.
+    new_primary.execute_local("CHECKPOINT")
     old.restart()
 
 

@@ -113,6 +113,9 @@ class Application:
         self._engine: Engine | None = None
         #: Where the application connects: the server, or a fault proxy in front of it.
         self.url: URL | None = None
+        #: Whether its connections follow the server to a new address (after a restart);
+        #: not in front of a cluster, where the connection string says where to go.
+        self.follows_server = True
         #: More psycopg2 connection arguments (e.g. ``tcp_user_timeout``).
         self.connect_args: dict[str, Any] = {}
         #: Server parameters for the application's connections (e.g. statement_timeout).
@@ -204,7 +207,7 @@ class Application:
                 settings = " ".join(f"-c {k}={v}" for k, v in self.server_settings.items())
                 connect_args["options"] = f"{self.workspace.connect_args()['options']} {settings}"
             self._engine = self.workspace.engine(
-                self.url, label="the application",
+                self.url, label="the application", follow=self.follows_server,
                 connect_args={**connect_args, **self._bounded_connect_args()},
                 **self.pool_options,
             )  # fmt: skip

@@ -56,7 +56,11 @@ class Run:
         *,
         prepare: Preparation | None = None,
         ahead: int = 1,
+        settings: str = "",
     ) -> None:
+        """``settings``: more ``-c name=value`` options for the run's own connections
+        (on a cluster: ``-c synchronous_commit=local``, so that dropping a schema never
+        waits for a standby a scenario cut off)."""
         self.id = run_id or secrets.token_hex(4)
         self.server = server
         self.admin = server.engine(
@@ -66,14 +70,17 @@ class Run:
             # The harness's own reads never wait without bound on a scenario's locks.
             connect_args={
                 "application_name": f"failspec:{self.id}:admin",
-                "options": f"-c lock_timeout={ADMIN_LOCK_TIMEOUT_MS}",
+                "options": f"-c lock_timeout={ADMIN_LOCK_TIMEOUT_MS} {settings}".strip(),
             },
         )
         #: Reads committed state for the harness (never the application's connection).
         self.observer = server.engine(
             pool_size=2,
             pool_pre_ping=True,
-            connect_args={"application_name": f"failspec:{self.id}:observer"},
+            connect_args={
+                "application_name": f"failspec:{self.id}:observer",
+                **({"options": settings} if settings else {}),
+            },
         )
         self.schema_prefix = f"{SCHEMA_PREFIX}{self.id}_"
         self._numbers = itertools.count(1)
@@ -229,7 +236,17 @@ class Workspace:
         self.commits = 0
         self.rollbacks = 0
         self.commits_unknown = 0
+        #: The operations the application was told were applied (a receipt), by client
+        #: reference -> what it was: the durability guard finds each in the ledger after.
+        self.acknowledged: dict[str, str] = {}
         self._counting = threading.Lock()  # sessions' threads count too
+
+    def acknowledge(self, action: str, result: object) -> None:
+        """Note what the application was told: an operation whose ``result`` is a ledger
+        receipt (applied now or before) is in the ledger, the durability guard checks."""
+        reference = getattr(result, "reference", None)
+        if isinstance(reference, str) and hasattr(result, "already_applied"):
+            self.acknowledged[reference] = action
 
     def adopt(self, scenario: str) -> None:
         """Name the workspace for the scenario that uses it (before any connection)."""
@@ -246,17 +263,21 @@ class Workspace:
     def url(self, **overrides: Any) -> URL:
         return self.run.server.endpoint.url(**overrides)
 
-    def engine(self, url: URL | None = None, *, label: str = "", **kwargs: Any) -> Engine:
+    def engine(
+        self, url: URL | None = None, *, label: str = "", follow: bool = True, **kwargs: Any
+    ) -> Engine:
         """An engine whose every connection belongs to this scenario; disposed at close.
 
-        ``label`` names it in the leak guard's findings."""
+        ``label`` names it in the leak guard's findings. An engine for the server follows
+        it to its address of the moment, unless ``follow`` is False (an application whose
+        connection string names fixed addresses, as in front of a replicated cluster)."""
         connect_args = self.connect_args()
         connect_args.update(kwargs.pop("connect_args", {}))
         endpoint = self.run.server.endpoint
         # The user's connection parameters (sslmode, options…) hold here too.
         connect_args = endpoint.connect_args(connect_args)
         engine = sa.create_engine(url or self.url(), connect_args=connect_args, **kwargs)
-        if url is None or (url.host, url.port) == (endpoint.host, endpoint.port):
+        if follow and (url is None or (url.host, url.port) == (endpoint.host, endpoint.port)):
             self.run.server.follow(engine)  # an engine for the server follows it on restart
         self._count(engine)
         self._engines.append((label or f"engine #{len(self._engines) + 1}", engine))

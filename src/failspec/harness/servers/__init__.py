@@ -22,21 +22,25 @@ from __future__ import annotations
 
 from failspec.harness.servers.base import PROBE_CONNECT_TIMEOUT, Endpoint, Server
 from failspec.harness.servers.docker import DockerServer, docker_answers
-from failspec.harness.servers.embedded import EmbeddedServer
+from failspec.harness.servers.embedded import EmbeddedServer, EmbeddedTopology
+from failspec.harness.servers.replication import Cluster, PrimaryOf, Topology
 from failspec.harness.servers.settings import Settings
 from failspec.harness.servers.url import UrlServer
 
 __all__ = [
     "BACKEND_CLASSES",
     "PROBE_CONNECT_TIMEOUT",
+    "Cluster",
     "DockerServer",
     "EmbeddedServer",
     "Endpoint",
+    "PrimaryOf",
     "Server",
     "UrlServer",
     "choose_backend",
     "docker_answers",
     "start",
+    "topology",
 ]
 
 
@@ -64,3 +68,18 @@ def start(settings: Settings) -> Server:
         server.stop()
         raise
     return server
+
+
+def topology(settings: Settings, server: Server) -> Topology | str:
+    """How to build a replicated cluster beside the run's ``server`` on its backend, or
+    why there is none (a server by URL: the harness cannot start its standbys)."""
+    if isinstance(server, EmbeddedServer):
+        return EmbeddedTopology(
+            server.pg.bin_dir,
+            ready_timeout=settings.seconds(15),
+            connect_timeout=settings.seconds(5),
+        )
+    return (
+        f"the {server.backend} backend uses a server it did not start, so it cannot start "
+        "a primary and standbys beside it"
+    )

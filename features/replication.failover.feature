@@ -1,0 +1,148 @@
+@replication
+Feature: Failover: which payments the client was told about survive a promotion
+  A ledger that outgrows one server runs a primary and a standby, which PostgreSQL keeps
+  current by streaming replication. When the primary fails, a failover manager (Patroni,
+  pg_auto_failover, a cloud's managed failover) promotes the standby. Whether a payment the
+  client was told about survives depends on synchronous_commit: with off and local the
+  primary does not wait for the standby; with remote_write, on and remote_apply it waits
+  until the standby has written, flushed or applied the payment (PostgreSQL documentation,
+  "Synchronous Replication"). What the application sees afterwards depends on its
+  connection string. After every scenario the durability guard checks that each payment
+  the application was told was applied is in the ledger of the primary of the moment.
+
+  Background:
+    Given the ledger holds these payments:
+      | account | amount | reference | status |
+      | alice   | 100.00 | ref-001   | posted |
+    And the ledger also holds the empty accounts dave and erin
+
+  Rule: With asynchronous replication, a payment the client was told about is lost when a standby that never received it is promoted
+
+    @changes-ledger @expect-loss
+    Scenario: A payment acknowledged while the standby was cut off is gone after the promotion
+      Given the standby is cut off from the primary
+      And the application has paid 40.00 to dave with reference ref-601
+      When the primary crashes and the standby is promoted
+      Then no payment for dave is in the ledger
+      And the balance of dave is 0.00
+
+  Rule: The synchronous_commit level decides whether the client is told before the standby has the payment, and so whether a promotion can lose it
+
+    @changes-ledger
+    Scenario Outline: With synchronous_commit <level> and the standby cut off, the client <told>, and the promoted standby <holds> the payment
+      Given the primary waits for the standby to confirm each commit
+      And the application commits with synchronous_commit <level>
+      And the application does not retry
+      And the standby is cut off from the primary
+      And the application is paying 40.00 to dave with reference ref-611
+      When the primary crashes and the standby is promoted
+      Then the application <told>
+      And the new primary <holds> the payment ref-611
+
+      @expect-loss
+      Examples: The primary does not wait for the standby: the client is told, and the payment is lost
+        | level | told                    | holds         |
+        | off   | was told it was applied | does not hold |
+        | local | was told it was applied | does not hold |
+
+      Examples: The primary waits for the standby: the client is never told, so nothing it was told is lost
+        | level        | told                        | holds         |
+        | remote_write | was not told it was applied | does not hold |
+        | on           | was not told it was applied | does not hold |
+        | remote_apply | was not told it was applied | does not hold |
+
+    @changes-ledger
+    Scenario Outline: With synchronous_commit <level> and the standby connected, a payment the client was told about survives the promotion
+      Given the primary waits for the standby to confirm each commit
+      And the application commits with synchronous_commit <level>
+      And the application is paying 40.00 to dave with reference ref-621
+      When the primary crashes and the standby is promoted
+      Then the application was told it was applied
+      And the new primary holds the payment ref-621
+
+      Examples:
+        | level        |
+        | remote_write |
+        | on           |
+        | remote_apply |
+
+  Rule: A payment whose wait for the standby is cancelled is in doubt: the primary shows it, a promotion may lose it, and the ledger never calls it applied
+
+    @changes-ledger
+    Scenario: A payment whose wait for the standby an administrator cancels is reported in doubt, though the primary shows it
+      Given the primary waits for the standby to confirm each commit
+      And the standby is cut off from the primary
+      And the application is paying 40.00 to dave with reference ref-631
+      When an administrator cancels the payment's wait for the standby
+      Then the application's payment fails with transaction_resolution_unknown
+      And the balance of dave is 40.00
+
+    @changes-ledger
+    Scenario: After the promotion, the payment in doubt is found missing by its reference and applied once
+      Given the application connects to both servers, asking for one that accepts writes
+      And the primary waits for the standby to confirm each commit
+      And the standby is cut off from the primary
+      And the application has paid 40.00 to dave with reference ref-632, and was told it is in doubt once its wait was cancelled
+      When the primary crashes and the standby is promoted
+      And the application pays 40.00 to dave with reference ref-632
+      Then it succeeds, reporting the operation as applied now
+      And the balance of dave is 40.00
+      And exactly one operation has the reference ref-632
+
+  Rule: A standby shows only what it has replayed, and refuses writes
+
+    @changes-ledger
+    Scenario: A standby whose replay is behind does not show a payment the primary has acknowledged
+      Given the standby has stopped replaying what it receives
+      When the application pays 40.00 to dave with reference ref-641
+      Then it succeeds
+      And the standby shows no payment for dave
+
+    @changes-ledger
+    Scenario: With synchronous_commit remote_apply, a payment is on the standby as soon as the client is told
+      Given the primary waits for the standby to confirm each commit
+      And the application commits with synchronous_commit remote_apply
+      When the application pays 40.00 to dave with reference ref-642
+      Then it succeeds
+      And the standby shows a payment of 40.00 for dave
+
+    Scenario: A payment sent to the standby is refused with read_only_sql_transaction
+      When the application pays 40.00 to dave with reference ref-643 on the standby
+      Then it fails with read_only_sql_transaction
+      And no payment for dave is in the ledger
+
+  Rule: An application finds the new primary only if its connection string lists both servers and asks for one that accepts writes
+
+    @changes-ledger
+    Scenario: An application whose connection string lists both servers and asks for one that accepts writes pays into the new primary
+      Given the application connects to both servers, asking for one that accepts writes
+      And the primary has crashed and the standby has been promoted
+      When the application pays 40.00 to dave with reference ref-651
+      Then it succeeds
+      And the balance of dave is 40.00
+
+    Scenario: An application that knows only the old primary's address keeps failing after the promotion
+      Given the application connects to the old primary's address only
+      And the primary has crashed and the standby has been promoted
+      When the application pays 40.00 to dave with reference ref-652
+      Then it fails with connection_refused
+      And no payment for dave is in the ledger
+
+  Rule: An old primary that comes back as a standby is never written to by an application that asks for a server that accepts writes
+
+    @changes-ledger
+    Scenario: Asking for a server that accepts writes, the application skips the old primary and pays into the new one
+      Given the application connects to both servers, asking for one that accepts writes
+      And the primary has crashed and the standby has been promoted
+      And the old primary has come back as a standby of the new one
+      When the application pays 40.00 to dave with reference ref-661
+      Then it succeeds
+      And the balance of dave is 40.00
+
+    Scenario: Taking the first server that answers, the application reaches the old primary and its payment is refused
+      Given the application connects to both servers, taking the first that answers
+      And the primary has crashed and the standby has been promoted
+      And the old primary has come back as a standby of the new one
+      When the application pays 40.00 to dave with reference ref-662
+      Then it fails with read_only_sql_transaction
+      And no payment for dave is in the ledger

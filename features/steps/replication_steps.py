@@ -1,0 +1,131 @@
+"""Replication and failover: a primary, its standby, a promotion (``context.failover``)."""
+
+from behave import given, then, when
+from hamcrest import assert_that, empty, equal_to, is_not
+
+import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.harness.faults.replication import STANDBY
+from failspec.harness.matchers import fails_with
+from failspec.harness.outcomes import capture
+from failspec.ledger import Payment
+
+
+@given("the standby is cut off from the primary")
+def step_cut_off(context):
+    context.failover.cut_off()
+
+
+@given("the standby has stopped replaying what it receives")
+def step_replay_paused(context):
+    context.failover.pause_replay()
+
+
+@given("the primary waits for the standby to confirm each commit")
+def step_synchronous(context):
+    context.failover.require_confirmation()
+
+
+@given("the application commits with synchronous_commit {level:SyncLevel}")
+def step_level(context, level):
+    context.app.server_settings["synchronous_commit"] = level
+    context.failover.level = level
+
+
+@given("the application connects {how:ConnectionString}")
+def step_connects(context, how):
+    attrs, both = how
+    names = (context.cluster.primary_name, STANDBY) if both else (context.cluster.primary_name,)
+    context.app.url = context.cluster.url(*names, target_session_attrs=attrs)
+
+
+@given(
+    "the application is paying {amount:Money} to {account:Account} with reference {reference:Reference}"
+)
+def step_paying(context, amount, account, reference):
+    payment = Payment(account, amount, reference)
+    context.failover.start(f"pay {payment}", lambda: context.app.ledger.pay(payment))
+
+
+@when("the primary crashes and the standby is promoted")
+@given("the primary has crashed and the standby has been promoted")
+def step_failover(context):
+    context.failover.crash_and_promote()
+
+
+@given("the old primary has come back as a standby of the new one")
+def step_rejoin(context):
+    context.cluster.rejoin("primary")
+
+
+@then("the application was told it was applied")
+def step_told_applied(context):
+    context.outcome = context.failover.finish()
+    context.workspace.acknowledge(context.outcome.action, context.outcome.value)
+    assert_that(context.outcome.error, equal_to(None), context.outcome.action)
+
+
+@then("the application was not told it was applied")
+def step_not_told(context):
+    context.outcome = context.failover.finish()
+    assert_that(context.outcome.error, is_not(equal_to(None)), context.outcome.action)
+    assert_that(context.failover.waited, equal_to(True), "its COMMIT waited for the standby")
+
+
+@then("the new primary {holds:Holds} the payment {reference:Reference}")
+def step_new_primary_holds(context, holds, reference):
+    found = context.audit.operations_with(reference) == 1
+    context.replication_matrix.record(
+        context.failover.level,
+        context.failover.failure,
+        context.failover.cell(context.outcome, found),
+    )
+    assert_that(found, equal_to(holds), f"the payment {reference} on the new primary")
+
+
+@then("the standby shows no payment for {account:Account}")
+def step_standby_lacks(context, account):
+    rows = context.failover.reads_on_standby(
+        context.workspace.schema, "SELECT amount FROM transactions WHERE account = :a", a=account
+    )
+    assert_that(rows, empty(), f"payments for {account} on the standby")
+
+
+@then("the standby shows a payment of {amount:Money} for {account:Account}")
+def step_standby_has(context, amount, account):
+    rows = context.failover.reads_on_standby(
+        context.workspace.schema, "SELECT amount FROM transactions WHERE account = :a", a=account
+    )
+    assert_that(
+        [row[0] for row in rows], equal_to([amount]), f"payments for {account} on the standby"
+    )
+
+
+@when(
+    "the application pays {amount:Money} to {account:Account} with reference {reference:Reference} on the standby"
+)
+def step_pay_on_standby(context, amount, account, reference):
+    context.app.url = context.cluster.url(STANDBY)
+    payment = Payment(account, amount, reference)
+    context.outcome = capture(
+        f"pay {payment} on the standby", lambda: context.app.ledger.pay(payment)
+    )
+
+
+@when("an administrator cancels the payment's wait for the standby")
+def step_cancel_wait(context):
+    context.failover.cancel_wait()
+
+
+@then("the application's payment fails with {condition:Condition}")
+def step_payment_fails(context, condition):
+    context.outcome = context.failover.finish()
+    assert_that(context.outcome, fails_with(condition))
+
+
+@given(
+    "the application has paid {amount:Money} to {account:Account} with reference {reference:Reference}, and was told it is in doubt once its wait was cancelled"
+)
+def step_paid_in_doubt(context, amount, account, reference):
+    step_paying(context, amount, account, reference)
+    step_cancel_wait(context)
+    step_payment_fails(context, "transaction_resolution_unknown")

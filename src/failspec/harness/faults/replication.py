@@ -1,0 +1,226 @@
+"""Replication faults a scenario inflicts on the run's cluster, and what each one did to
+a payment: the cells of the replication matrix.
+
+The verbs act on the cluster (``servers.replication.Cluster``): cut a standby off from
+the primary, pause its replay, make the primary wait for it (``synchronous_standby_names``),
+crash the primary and promote the standby, bring the old primary back as a standby. A
+payment can be made in the background (:meth:`Failover.start`) so that a COMMIT waiting
+for a standby that is gone is seen waiting (``pg_stat_activity``'s ``SyncRep`` wait
+event, docs: "Wait Events of Type IPC") before the failure falls.
+
+Expected outcomes come from the PostgreSQL documentation: "Synchronous Replication"
+(26.2.8) and the ``synchronous_commit`` setting (19.5.1): ``off`` and ``local`` do not
+wait for a standby, ``remote_write`` waits until it has written the commit record to its
+operating system, ``on`` until it has flushed it to durable storage, ``remote_apply``
+until it has replayed it, so it is visible to queries there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from failspec.harness import waiting
+from failspec.harness.outcomes import Outcome, capture
+from failspec.harness.servers.replication import Cluster
+
+#: The synchronous_commit levels, weakest first (docs: 19.5.1, synchronous_commit).
+LEVELS = ("off", "local", "remote_write", "on", "remote_apply")
+#: The failures of the matrix, as the feature names them.
+FAILURES = ("primary crash + promotion", "standby cut off + promotion")
+#: The standby a scenario means by "the standby".
+STANDBY = "standby1"
+
+
+@dataclass
+class Cell:
+    """What one payment met under one level and one failure."""
+
+    #: Whether the application was told the payment was applied.
+    acknowledged: bool
+    #: Whether the COMMIT was still waiting when the failure fell.
+    waited: bool
+    #: What the application was told: "applied", or the condition of its error.
+    told: str
+    #: Whether the new primary holds the payment after the promotion.
+    survived: bool
+
+
+class ReplicationMatrix:
+    """The run's cells, by level and failure (the last measurement of a cell wins)."""
+
+    def __init__(self) -> None:
+        self.cells: dict[str, dict[str, Cell]] = {}
+
+    def record(self, level: str, failure: str, cell: Cell) -> None:
+        self.cells.setdefault(level, {})[failure] = cell
+
+    def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """{level: {failure: cell}}, in :data:`LEVELS` and :data:`FAILURES` order."""
+        return {
+            level: {f: asdict(row[f]) for f in FAILURES if f in row}
+            for level in LEVELS
+            if (row := self.cells.get(level))
+        }
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
+
+
+class Failover:
+    """One scenario's replication faults on ``cluster``; ``application_name`` names the
+    application's connections (to find its COMMIT waiting); ``timeout``: seconds any one
+    wait here may take."""
+
+    def __init__(self, cluster: Cluster, application_name: str, timeout: float) -> None:
+        self.cluster = cluster
+        self.application_name = application_name
+        self.timeout = timeout
+        self.level: str | None = None
+        self.failure: str | None = None
+        self._thread: threading.Thread | None = None
+        self._outcome: Outcome | None = None
+        #: Whether the background operation was waiting for a standby when it was seen.
+        self.waited = False
+        self._settled = False
+        self._paused = False
+
+    def _settle(self) -> None:
+        """Before the scenario's first fault, once: let the standby replay everything the
+        primary has so far (the scenario's opening ledger, written before any fault), so
+        what a failure loses is only what the scenario does after."""
+        if not self._settled:
+            self.cluster.catch_up(STANDBY)
+            self._settled = True
+
+    # -- the cluster's state -----------------------------------------------------------
+
+    def require_confirmation(self) -> None:
+        """The primary waits for the standby to confirm each commit (it is named in
+        ``synchronous_standby_names``), at the level each session's synchronous_commit
+        says."""
+        self._settle()
+        self.cluster.require_synchronous(STANDBY)
+
+    def cut_off(self) -> None:
+        """Cut the standby off from the primary once it has everything so far."""
+        self._settle()
+        self.cluster.catch_up(STANDBY)
+        self.cluster.cut(STANDBY)
+        self.failure = "standby cut off + promotion"
+
+    def pause_replay(self) -> None:
+        """Pause the standby's replay once it has replayed everything so far."""
+        self._settle()
+        self.cluster.catch_up(STANDBY)
+        self.cluster.pause_replay(STANDBY)
+        self._paused = True
+
+    def crash_and_promote(self) -> None:
+        """Crash the primary (no shutdown) and promote the standby, as a failover
+        manager would; the standby replays what it received first."""
+        self._settle()
+        self.failure = self.failure or "primary crash + promotion"
+        old = self.cluster.primary_name
+        self.cluster.crash(old)
+        self.cluster.promote(STANDBY)
+
+    # -- a payment in the background ---------------------------------------------------
+
+    def start(self, action: str, operation: Callable[[], Any]) -> None:
+        """Run ``operation`` in a thread; return once it has finished or its COMMIT waits
+        for the standby (``wait_event = 'SyncRep'``) on the primary."""
+        outcome: list[Outcome] = []
+
+        def run() -> None:
+            outcome.append(capture(action, operation))
+
+        self._thread = threading.Thread(target=run, name="failspec-payment", daemon=True)
+        self._thread.start()
+        self._result = outcome
+
+        def settled() -> bool:
+            if outcome:
+                return True
+            self.waited = self._waiting_for_standby()
+            return self.waited
+
+        waiting.until(settled, timeout=self.timeout, what=f"{action} finishing or waiting")
+
+    def cancel_wait(self) -> None:
+        """Cancel the application's COMMIT waiting for the standby, as an administrator
+        would (``pg_cancel_backend``). PostgreSQL then ends the wait with a WARNING, "the
+        transaction has already committed locally, but might not have been replicated",
+        and COMMIT succeeds (docs: "Synchronous Replication")."""
+        assert self.waited, "no COMMIT of the application was seen waiting for the standby"
+        cancelled = self._cancel_waits()
+        assert cancelled == 1, f"{cancelled} waiting COMMITs cancelled, not 1"
+
+    def _cancel_waits(self) -> int:
+        with self.cluster.control(self.cluster.primary_name) as conn:
+            return int(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) "
+                        "FROM pg_stat_activity WHERE application_name = :a "
+                        "AND wait_event = 'SyncRep'"
+                    ),
+                    {"a": self.application_name},
+                ).scalar_one()
+            )
+
+    def _waiting_for_standby(self) -> bool:
+        with self.cluster.control(self.cluster.primary_name) as conn:
+            return bool(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE application_name = :a "
+                        "AND wait_event = 'SyncRep'"
+                    ),
+                    {"a": self.application_name},
+                ).scalar()
+            )
+
+    def finish(self) -> Outcome:
+        """The background operation's outcome, once it has ended (within the timeout)."""
+        thread = self._thread
+        assert thread is not None, "no operation was started in the background"
+        waiting.until(lambda: not thread.is_alive(), timeout=self.timeout, what="the operation")
+        self._thread = None
+        return self._result[0]
+
+    def close(self) -> None:
+        """Undo what would hold the scenario's end: a COMMIT of the application still
+        waiting for the standby is cancelled (its thread then ends), a paused replay
+        resumed. The cluster itself is rebuilt for the next scenario (it was touched)."""
+        thread = self._thread
+        if thread is not None and thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._cancel_waits()
+            waiting.until(lambda: not thread.is_alive(), timeout=self.timeout,
+                          what="the application's payment to end")  # fmt: skip
+        if self._paused and STANDBY in self.cluster.members:
+            with contextlib.suppress(Exception):
+                self.cluster.resume_replay(STANDBY)
+
+    def reads_on_standby(self, schema: str, sql: str, **params: Any) -> list[Any]:
+        """Rows ``sql`` returns on the standby, in the scenario's schema."""
+        with self.cluster.control(STANDBY) as conn:
+            conn.execute(sa.text(f"SET search_path TO {schema}"))
+            return list(conn.execute(sa.text(sql), params).all())
+
+    def cell(self, outcome: Outcome, survived: bool) -> Cell:
+        return Cell(
+            acknowledged=outcome.succeeded,
+            waited=self.waited,
+            told="applied" if outcome.succeeded else (outcome.condition or "error"),
+            survived=survived,
+        )
