@@ -7,6 +7,7 @@ import atexit
 import contextlib
 import functools
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -35,65 +36,20 @@ class DockerServer(Server):
 
     @classmethod
     def start(cls, settings: Settings) -> DockerServer:
-        import docker
-        import docker.errors
-
         from failspec.harness.servers import container as tc
 
         image = settings.pg_image
-        try:
-            client = docker.from_env(timeout=10)
-            client.ping()
-        except docker.errors.DockerException as error:
-            raise SetupError(
-                f"backend=docker but no Docker daemon answers ({_short(error)}): start Docker, "
-                "or use -D backend=embedded"
-            ) from None
-        try:
-            reaped = tc.reap_stale_containers(client)
-            tc.use_ryuk_only_if_present(client)
-            if not tc.image_present(client, image):
-                try:
-                    client.images.pull(image)
-                except docker.errors.DockerException as error:
-                    raise SetupError(
-                        f"image {image!r} is not on this machine and cannot be pulled "
-                        f"({_short(error)}): build one with tools/offline-postgres-image/"
-                        "build.py and pass it as -D pg_image=..."
-                    ) from None
-        finally:
-            client.close()
+        reaped = prepare(image)
         password = secrets.token_urlsafe(18)
-        args = ["postgres"]
-        for name, value in postgres.TEST_SETTINGS.items():
-            if name != "listen_addresses":  # the image listens on all of the container's
-                args += ["-c", f"{name}={value}"]
         container = (
             tc.FailFastPostgresContainer(
                 image, username="failspec", password=password, dbname="failspec",
                 ready_timeout=settings.seconds(60),
             )
-            .with_command(args)
+            .with_command(["postgres", *server_args()])
             .with_kwargs(labels=tc.owner_label())
         )  # fmt: skip
-        discard = functools.partial(_discard, container)
-        try:
-            container.start()
-        except SetupError:
-            discard()
-            raise
-        except tc.ContainerExited as exited:
-            discard()
-            raise SetupError(
-                f"the container from image {image!r} exited before it was ready: {exited}"
-            ) from None
-        except Exception as error:  # testcontainers raises many kinds; all mean "not started"
-            logs = container.log_tail()
-            discard()
-            raise SetupError(
-                f"the container from image {image!r} did not start ({_short(error)}): {logs}"
-            ) from None
-        atexit.register(discard)  # a crash of the harness must not leave it running
+        start_container(container)
         return cls(
             container,
             image,
@@ -156,6 +112,82 @@ class DockerServer(Server):
 
     def stop(self) -> None:
         _discard(self.container)
+
+
+def prepare(image: str) -> list[str]:
+    """Make sure a Docker daemon answers and ``image`` is on this machine (pulled if it
+    is not), and remove what runs that died left behind (their containers, then their
+    networks); return the short ids of the containers removed. Raises ``SetupError``
+    naming the fix when there is no daemon or no image."""
+    import docker
+    import docker.errors
+
+    from failspec.harness.servers import container as tc
+    from failspec.harness.servers.docker_cluster import reap_stale_networks
+
+    try:
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except docker.errors.DockerException as error:
+        raise SetupError(
+            f"backend=docker but no Docker daemon answers ({_short(error)}): start Docker, "
+            "or use -D backend=embedded"
+        ) from None
+    try:
+        reaped = tc.reap_stale_containers(client)
+        reap_stale_networks(client)  # after the containers: a network in use stays
+        tc.use_ryuk_only_if_present(client)
+        if not tc.image_present(client, image):
+            try:
+                client.images.pull(image)
+            except docker.errors.DockerException as error:
+                raise SetupError(
+                    f"image {image!r} is not on this machine and cannot be pulled "
+                    f"({_short(error)}): build one with tools/offline-postgres-image/"
+                    "build.py and pass it as -D pg_image=..."
+                ) from None
+    finally:
+        client.close()
+    return reaped
+
+
+def server_args(extra: Mapping[str, str] | None = None) -> list[str]:
+    """The server's ``-c name=value`` options: the test settings, with ``extra`` replacing
+    those it names and adding others, without ``listen_addresses`` (the image listens on
+    all of the container's addresses)."""
+    settings = {**postgres.TEST_SETTINGS, **(extra or {})}
+    args: list[str] = []
+    for name, value in settings.items():
+        if name != "listen_addresses":
+            args += ["-c", f"{name}={value}"]
+    return args
+
+
+def start_container(container: FailFastPostgresContainer) -> None:
+    """Start ``container`` and wait until it is ready; remove it at the harness's exit.
+    Raises ``SetupError`` (with the container's last log lines) and removes it when it
+    does not start."""
+    from failspec.harness.servers import container as tc
+
+    image = container.image
+    discard = functools.partial(_discard, container)
+    try:
+        container.start()
+    except SetupError:
+        discard()
+        raise
+    except tc.ContainerExited as exited:
+        discard()
+        raise SetupError(
+            f"the container from image {image!r} exited before it was ready: {exited}"
+        ) from None
+    except Exception as error:  # testcontainers raises many kinds; all mean "not started"
+        logs = container.log_tail()
+        discard()
+        raise SetupError(
+            f"the container from image {image!r} did not start ({_short(error)}): {logs}"
+        ) from None
+    atexit.register(discard)  # a crash of the harness must not leave it running
 
 
 def _discard(container: FailFastPostgresContainer) -> None:

@@ -1,0 +1,264 @@
+"""Members of a replicated cluster on the docker backend: containers from the run's image
+on one Docker network the topology creates, each reached by the others through its
+network alias (its name in the cluster) and by the harness through its published port.
+
+Every member runs :data:`MEMBER_SCRIPT` before the image's entrypoint, with the image's
+own programs and shell builtins only. It writes the members' ``pg_hba.conf`` (outside
+the data directory; ``-c hba_file``), which lets the other members of the network
+(``samenet``) connect for replication with the image's password (scram-sha-256). A
+standby's first start makes its data directory with ``pg_basebackup -X stream -C -S
+name -R`` from the primary; a member given a rejoin file (put into the stopped
+container) runs ``pg_rewind`` from the new primary before it starts as its standby. So
+pg_rewind runs while no server uses the data directory, and restarting a member is
+starting its container, as for the run's own server (``docker.DockerServer``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import json
+import secrets
+import socket
+import tarfile
+from typing import Any
+
+import docker
+import docker.errors
+import sqlalchemy as sa
+from testcontainers.core.network import Network
+
+from failspec.harness.errors import SetupError
+from failspec.harness.postgres import standby
+from failspec.harness.processes import Owner
+from failspec.harness.servers import container as tc
+from failspec.harness.servers.base import Endpoint, Server, _short
+from failspec.harness.servers.docker import DockerServer, prepare, server_args, start_container
+from failspec.harness.servers.replication import PRIMARY, Topology
+
+#: The role and database of every member (the image's POSTGRES_USER and POSTGRES_DB).
+USER = DATABASE = "failspec"
+#: Where the rejoin file goes: "<new primary's alias> <name>" asks the next start of the
+#: member to rewind from that primary and follow it through the slot ``name``.
+REJOIN_DIR = "/var/lib/postgresql"
+REJOIN_FILE = "failspec-rejoin"
+
+#: Run by ``sh -c`` before the image's entrypoint (which then execs the postmaster, so
+#: the container's first process is still the server). Environment: the image's
+#: POSTGRES_USER / POSTGRES_PASSWORD / PGDATA; FAILSPEC_CLONE_OF (the primary's alias)
+#: and FAILSPEC_NAME for a standby. ``-c hba_file`` comes last: it is the script's.
+MEMBER_SCRIPT = r"""
+set -eu
+export PGPASSWORD="$POSTGRES_PASSWORD"
+hba=/var/lib/postgresql/pg_hba.conf
+printf '%s\n' 'local all all trust' 'local replication all trust' \
+  'host all all all scram-sha-256' 'host replication all samenet scram-sha-256' > "$hba"
+follow() {  # the data directory becomes a standby of $1 through the slot $2
+  : > "$PGDATA/standby.signal"
+  printf "primary_conninfo = 'host=%s port=5432 user=%s password=%s application_name=%s'\n" \
+    "$1" "$POSTGRES_USER" "$PGPASSWORD" "$2" >> "$PGDATA/postgresql.auto.conf"
+  printf "primary_slot_name = '%s'\n" "$2" >> "$PGDATA/postgresql.auto.conf"
+}
+if [ -n "${FAILSPEC_CLONE_OF:-}" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
+  pg_basebackup -D "$PGDATA" -X stream -C -S "$FAILSPEC_NAME" -R --no-sync \
+    --checkpoint=fast \
+    -d "host=$FAILSPEC_CLONE_OF user=$POSTGRES_USER application_name=$FAILSPEC_NAME"
+  follow "$FAILSPEC_CLONE_OF" "$FAILSPEC_NAME"
+fi
+rejoin=/var/lib/postgresql/failspec-rejoin
+if [ -s "$rejoin" ]; then
+  read -r source name < "$rejoin"
+  # pg_rewind first runs crash recovery in a single-user postgres, which takes the
+  # postmaster.pid of the killed server (PID 1) for a live one: PID 1 is now this
+  # shell, its grandparent, which PG_GRANDPARENT_PID tells it to disregard (as pg_ctl
+  # does; miscinit.c CreateLockFile).
+  PG_GRANDPARENT_PID=$$ pg_rewind -D "$PGDATA" --no-sync \
+    --source-server="host=$source user=$POSTGRES_USER dbname=postgres application_name=pg_rewind"
+  follow "$source" "$name"
+  : > "$rejoin"  # done: the image has no rm; an empty file asks for nothing
+fi
+exec docker-entrypoint.sh "$@" -c hba_file="$hba"
+"""
+
+
+class DockerMember(DockerServer):
+    """A member of a :class:`DockerTopology`: a :class:`DockerServer` known on the
+    topology's network by ``alias``. Stopping the last member removes the network."""
+
+    def __init__(
+        self, topology: DockerTopology, alias: str, container: tc.FailFastPostgresContainer,
+        endpoint: Endpoint,
+    ) -> None:  # fmt: skip
+        super().__init__(container, topology.image, endpoint, topology.connect_timeout, [])
+        self.topology = topology
+        self.alias = alias
+
+    def stop(self) -> None:
+        super().stop()
+        self.topology._left(self)
+
+
+class DockerTopology(Topology):
+    """Members of a replicated cluster as containers from ``image`` on one Docker
+    network, created with the first member and removed with the last. ``ready_timeout``
+    and ``connect_timeout``: seconds. Raises ``SetupError`` (no daemon, no image, a
+    member that does not start), as ``DockerServer.start`` does."""
+
+    backend = DockerServer.backend
+
+    def __init__(self, image: str, *, ready_timeout: float, connect_timeout: float) -> None:
+        self.image = image
+        self.ready_timeout = ready_timeout
+        self.connect_timeout = connect_timeout
+        self.network: Network | None = None
+        self.members: list[DockerMember] = []
+        self.password = ""
+        self._prepared = False
+
+    # -- the network ---------------------------------------------------------------------
+
+    def _network(self) -> Network:
+        if self.network is None:
+            if not self._prepared:
+                prepare(self.image)
+                self._prepared = True
+            try:
+                network = Network(docker_network_kw={"labels": tc.owner_label()}).create()
+            except docker.errors.DockerException as error:
+                raise SetupError(f"cannot create a Docker network ({_short(error)})") from None
+            atexit.register(_remove_network, network)  # after the members' (LIFO)
+            self.network = network
+        return self.network
+
+    def _left(self, member: DockerMember | None) -> None:
+        """``member`` was stopped (None: a member failed to start); the network goes
+        with the last member."""
+        if member in self.members:
+            self.members.remove(member)
+        if not self.members and self.network is not None:
+            network, self.network = self.network, None
+            _remove_network(network)
+
+    # -- members -------------------------------------------------------------------------
+
+    def _start(self, alias: str, env: dict[str, str]) -> DockerMember:
+        network = self._network()
+        container = (
+            tc.FailFastPostgresContainer(
+                self.image, username=USER, password=self.password, dbname=DATABASE,
+                ready_timeout=self.ready_timeout,
+            )
+            .with_command(
+                ["sh", "-c", MEMBER_SCRIPT, "failspec-member", "postgres",
+                 *server_args(standby.CLUSTER_SETTINGS)]
+            )
+            .with_envs(**env)
+            .with_network(network)
+            .with_network_aliases(alias)
+            .with_kwargs(labels=tc.owner_label())
+        )  # fmt: skip
+        try:
+            start_container(container)
+            endpoint = Endpoint(
+                container.get_container_host_ip(), container.mapped_port(), USER,
+                self.password, DATABASE,
+            )  # fmt: skip
+        except BaseException:
+            with contextlib.suppress(Exception):
+                container.stop()
+            self._left(None)
+            raise
+        member = DockerMember(self, alias, container, endpoint)
+        self.members.append(member)
+        return member
+
+    def start_primary(self) -> DockerMember:
+        self.password = secrets.token_urlsafe(18)  # the standbys copy the primary's role
+        server = self._start(PRIMARY, {})
+        try:
+            server.check()  # reads its version
+        except BaseException:
+            server.stop()
+            raise
+        return server
+
+    def start_standby(self, primary: Server, name: str) -> DockerMember:
+        assert isinstance(primary, DockerMember)
+        server = self._start(name, {"FAILSPEC_CLONE_OF": primary.alias, "FAILSPEC_NAME": name})
+        server.version = primary.version
+        return server
+
+    def rejoin(self, old: Server, new_primary: Server, name: str) -> None:
+        assert isinstance(old, DockerMember) and isinstance(new_primary, DockerMember)
+        wrapped = old.container.get_wrapped_container()
+        wrapped.reload()
+        if wrapped.status in ("running", "paused"):
+            if wrapped.status == "paused":
+                wrapped.unpause()
+            wrapped.stop(timeout=10)  # the image's STOPSIGNAL: a fast shutdown
+            old._wait_status("exited")
+        _create_slot(new_primary, name)
+        wrapped.put_archive(REJOIN_DIR, _file_archive(REJOIN_FILE, f"{new_primary.alias} {name}\n"))
+        old.restart()  # the member script rewinds, then starts the server as a standby
+
+
+def _create_slot(server: DockerMember, name: str) -> None:
+    engine = server.engine(isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_create_physical_replication_slot(:n) WHERE NOT EXISTS "
+                    "(SELECT 1 FROM pg_replication_slots WHERE slot_name = :n)"
+                ),
+                {"n": name},
+            )
+    finally:
+        engine.dispose()
+
+
+def _file_archive(name: str, text: str) -> bytes:
+    """A tar archive of one file ``name`` holding ``text``, owned by the image's postgres
+    user (uid 999) and writable by it, so the member script can empty it."""
+    data = text.encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size, info.mode, info.uid, info.gid = len(data), 0o666, 999, 999
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def _remove_network(network: Network) -> None:
+    """Remove ``network`` if it is still there (safe to call twice)."""
+    with contextlib.suppress(Exception):
+        network.remove()
+    # The Network opened a Docker client of its own and has no method to close it.
+    with contextlib.suppress(Exception):
+        network._docker.client.close()
+
+
+def reap_stale_networks(client: docker.DockerClient) -> list[str]:
+    """Remove the networks of runs on this host that died without removing them
+    (SIGKILL), once their containers are gone (``container.reap_stale_containers``);
+    return their short ids. Networks of live runs and of other hosts are left alone."""
+    reaped = []
+    for found in client.networks.list(filters={"label": tc.OWNER_LABEL}):
+        if _owner_alive(found.attrs.get("Labels") or {}):
+            continue
+        with contextlib.suppress(docker.errors.APIError):
+            found.remove()
+            reaped.append(found.short_id)
+    return reaped
+
+
+def _owner_alive(labels: dict[str, Any]) -> bool:
+    """Whether the run an owner label names is alive (True for labels we did not write,
+    and for other hosts: those are left alone)."""
+    try:
+        owner = json.loads(labels[tc.OWNER_LABEL])
+        host = owner.pop("host")
+        return bool(host != socket.gethostname() or Owner(**owner).alive())
+    except (KeyError, TypeError, ValueError):
+        return True
