@@ -106,6 +106,11 @@ def rejoin(old: EmbeddedPostgres, new_primary: EmbeddedPostgres, name: str) -> N
         name,
         name,
     )
+    # pg_rewind first runs crash recovery in a single-user server, which reads only the
+    # configuration files (not the -c options the server ran with) and records their
+    # wal_log_hints in pg_control; without data checksums (PostgreSQL 15's default)
+    # pg_rewind then refuses the target.
+    _append_settings(old.data / "postgresql.auto.conf", {"wal_log_hints": "on"})
     old.run_program(
         "pg_rewind", "-D", str(old.data), "--no-sync",
         f"--source-server={conninfo(new_primary, 'pg_rewind')} dbname=postgres",

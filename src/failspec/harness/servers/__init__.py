@@ -79,6 +79,14 @@ def topology(settings: Settings, server: Server) -> Topology | str:
             ready_timeout=settings.seconds(15),
             connect_timeout=settings.seconds(5),
         )
+    if isinstance(server, DockerServer):
+        from failspec.harness.servers.docker_cluster import DockerTopology
+
+        return DockerTopology(
+            server.image,
+            ready_timeout=settings.seconds(60),
+            connect_timeout=settings.seconds(5),
+        )
     return (
         f"the {server.backend} backend uses a server it did not start, so it cannot start "
         "a primary and standbys beside it"

@@ -31,6 +31,7 @@ from testcontainers.core.network import Network
 
 from failspec.harness.errors import SetupError
 from failspec.harness.postgres import standby
+from failspec.harness.postgres.ports import free_port
 from failspec.harness.processes import Owner
 from failspec.harness.servers import container as tc
 from failspec.harness.servers.base import Endpoint, Server, _short
@@ -46,36 +47,46 @@ REJOIN_FILE = "failspec-rejoin"
 
 #: Run by ``sh -c`` before the image's entrypoint (which then execs the postmaster, so
 #: the container's first process is still the server). Environment: the image's
-#: POSTGRES_USER / POSTGRES_PASSWORD / PGDATA; FAILSPEC_CLONE_OF (the primary's alias)
-#: and FAILSPEC_NAME for a standby. ``-c hba_file`` comes last: it is the script's.
+#: POSTGRES_USER / POSTGRES_PASSWORD / PGDATA; FAILSPEC_CLONE_OF (the primary's alias),
+#: FAILSPEC_CLONE_ADDR (its address on the network) and FAILSPEC_NAME for a standby.
+#: ``-c hba_file`` comes last: it is the script's.
 MEMBER_SCRIPT = r"""
 set -eu
 export PGPASSWORD="$POSTGRES_PASSWORD"
 hba=/var/lib/postgresql/pg_hba.conf
 printf '%s\n' 'local all all trust' 'local replication all trust' \
   'host all all all scram-sha-256' 'host replication all samenet scram-sha-256' > "$hba"
-follow() {  # the data directory becomes a standby of $1 through the slot $2
+follow() {  # the data directory becomes a standby of $1 (address $3) through the slot $2
   : > "$PGDATA/standby.signal"
-  printf "primary_conninfo = 'host=%s port=5432 user=%s password=%s application_name=%s'\n" \
-    "$1" "$POSTGRES_USER" "$PGPASSWORD" "$2" >> "$PGDATA/postgresql.auto.conf"
+  printf "primary_conninfo = '%s user=%s password=%s application_name=%s'\n" \
+    "$(conninfo "$1" "$3")" "$POSTGRES_USER" "$PGPASSWORD" "$2" \
+    >> "$PGDATA/postgresql.auto.conf"
   printf "primary_slot_name = '%s'\n" "$2" >> "$PGDATA/postgresql.auto.conf"
 }
+# By address as well as name (libpq's hostaddr): once the primary's container is gone,
+# its name no longer resolves, and the lookup (which no signal interrupts) takes the
+# resolver's whole timeout, ~10 s, holding up a promotion that waits for the WAL
+# receiver to stop. connect_timeout bounds a connect to an address nobody has any more.
+conninfo() { printf 'host=%s hostaddr=%s port=5432 connect_timeout=2' "$1" "$2"; }
 if [ -n "${FAILSPEC_CLONE_OF:-}" ] && [ ! -s "$PGDATA/PG_VERSION" ]; then
   pg_basebackup -D "$PGDATA" -X stream -C -S "$FAILSPEC_NAME" -R --no-sync \
     --checkpoint=fast \
     -d "host=$FAILSPEC_CLONE_OF user=$POSTGRES_USER application_name=$FAILSPEC_NAME"
-  follow "$FAILSPEC_CLONE_OF" "$FAILSPEC_NAME"
+  follow "$FAILSPEC_CLONE_OF" "$FAILSPEC_NAME" "$FAILSPEC_CLONE_ADDR"
 fi
 rejoin=/var/lib/postgresql/failspec-rejoin
 if [ -s "$rejoin" ]; then
-  read -r source name < "$rejoin"
+  read -r source name address < "$rejoin"
   # pg_rewind first runs crash recovery in a single-user postgres, which takes the
   # postmaster.pid of the killed server (PID 1) for a live one: PID 1 is now this
   # shell, its grandparent, which PG_GRANDPARENT_PID tells it to disregard (as pg_ctl
   # does; miscinit.c CreateLockFile).
   PG_GRANDPARENT_PID=$$ pg_rewind -D "$PGDATA" --no-sync \
     --source-server="host=$source user=$POSTGRES_USER dbname=postgres application_name=pg_rewind"
-  follow "$source" "$name"
+  follow "$source" "$name" "$address"
+  # Consistent only once it has replayed the new primary's WAL past the point pg_rewind
+  # copied up to; an idle primary writes nothing for seconds: a checkpoint writes now.
+  psql -q -X -c CHECKPOINT "$(conninfo "$source" "$address") user=$POSTGRES_USER dbname=postgres"
   : > "$rejoin"  # done: the image has no rm; an empty file asks for nothing
 fi
 exec docker-entrypoint.sh "$@" -c hba_file="$hba"
@@ -93,6 +104,14 @@ class DockerMember(DockerServer):
         super().__init__(container, topology.image, endpoint, topology.connect_timeout, [])
         self.topology = topology
         self.alias = alias
+
+    def address(self) -> str:
+        """The member's IP address on the topology's network, as of now."""
+        wrapped = self.container.get_wrapped_container()
+        wrapped.reload()
+        network = self.topology.network
+        assert network is not None, "the topology's network is gone"
+        return str(wrapped.attrs["NetworkSettings"]["Networks"][network.name]["IPAddress"])
 
     def stop(self) -> None:
         super().stop()
@@ -156,6 +175,9 @@ class DockerTopology(Topology):
             .with_envs(**env)
             .with_network(network)
             .with_network_aliases(alias)
+            # A member keeps its host port when it restarts, as a server keeps its
+            # address: a connection string written before names it still.
+            .with_bind_ports(5432, free_port())
             .with_kwargs(labels=tc.owner_label())
         )  # fmt: skip
         try:
@@ -185,7 +207,12 @@ class DockerTopology(Topology):
 
     def start_standby(self, primary: Server, name: str) -> DockerMember:
         assert isinstance(primary, DockerMember)
-        server = self._start(name, {"FAILSPEC_CLONE_OF": primary.alias, "FAILSPEC_NAME": name})
+        env = {
+            "FAILSPEC_CLONE_OF": primary.alias,
+            "FAILSPEC_CLONE_ADDR": primary.address(),
+            "FAILSPEC_NAME": name,
+        }
+        server = self._start(name, env)
         server.version = primary.version
         return server
 
@@ -199,7 +226,8 @@ class DockerTopology(Topology):
             wrapped.stop(timeout=10)  # the image's STOPSIGNAL: a fast shutdown
             old._wait_status("exited")
         _create_slot(new_primary, name)
-        wrapped.put_archive(REJOIN_DIR, _file_archive(REJOIN_FILE, f"{new_primary.alias} {name}\n"))
+        line = f"{new_primary.alias} {name} {new_primary.address()}\n"
+        wrapped.put_archive(REJOIN_DIR, _file_archive(REJOIN_FILE, line))
         old.restart()  # the member script rewinds, then starts the server as a standby
 
 
