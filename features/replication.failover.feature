@@ -99,8 +99,9 @@ Feature: Failover: which payments the client was told about survive a promotion
       And the standby shows no payment for dave
 
     @changes-ledger
-    Scenario: With synchronous_commit remote_apply, a payment is on the standby as soon as the client is told
-      Given the primary waits for the standby to confirm each commit
+    Scenario: With synchronous_commit remote_apply, a payment is on the standby as soon as the client is told, even from a standby that applies late
+      Given the standby applies what it receives 0.3 seconds late
+      And the primary waits for the standby to confirm each commit
       And the application commits with synchronous_commit remote_apply
       When the application pays 40.00 to dave with reference ref-642
       Then it succeeds

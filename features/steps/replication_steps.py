@@ -20,6 +20,11 @@ def step_replay_paused(context):
     context.failover.pause_replay()
 
 
+@given("the standby applies what it receives {seconds:Seconds} seconds late")
+def step_apply_delay(context, seconds):
+    context.failover.delay_apply(seconds)
+
+
 @given("the primary waits for the standby to confirm each commit")
 def step_synchronous(context):
     context.failover.require_confirmation()

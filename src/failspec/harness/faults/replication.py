@@ -124,6 +124,12 @@ class Failover:
         self.cluster.pause_replay(STANDBY)
         self._paused = True
 
+    def delay_apply(self, seconds: float) -> None:
+        """The standby applies each commit it receives ``seconds`` late
+        (``recovery_min_apply_delay``; docs: a COMMIT at ``remote_apply`` waits for it)."""
+        self._settle()
+        self.cluster.set_on(STANDBY, "recovery_min_apply_delay", f"{round(seconds * 1000)}ms")
+
     def crash_and_promote(self) -> None:
         """Crash the primary (no shutdown) and promote the standby, as a failover
         manager would; the standby replays what it received first."""
