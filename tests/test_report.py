@@ -18,7 +18,7 @@ import pytest
 
 from failspec.harness import hooks
 from failspec.harness.concurrency import isolation
-from failspec.harness.faults import hangs
+from failspec.harness.faults import hangs, replication
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics
 from failspec.report import html, model, record
 from failspec.report.closing import closing_line
@@ -192,13 +192,14 @@ def test_the_report_needs_nothing_but_the_run_record(reports, tmp_path):
     assert "What session T1 did" in page
     assert "Skipped: this run&#39;s server offers no server control, so it cannot crash." in page
     assert '<table class="matrix">' in page and '<table class="totals">' in page
+    assert '<table class="matrix replication">' in page
 
 
 def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports):
     written = read_record(reports)
     assert set(written) == {
         "format", "server", "setup_error", "stopped", "outcomes", "features",
-        "isolation_matrix", "hang_matrix", "metrics",
+        "isolation_matrix", "hang_matrix", "replication_matrix", "metrics",
     }  # fmt: skip
     assert written["outcomes"] == record.outcomes(written)
     assert written["outcomes"]["scenarios"] == {
@@ -216,6 +217,31 @@ def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports)
     assert "Expected: 40.00 paid to dave once" in broken["error"]
     assert repeated["metrics"]["location"] == repeated["location"]  # the harness's figures
     assert set(repeated["evidence"]["transcripts"]) == {"T1", "T2"}
+    # The harness's replication matrix, as it wrote it, in the record.
+    sample = json.loads((FIXTURE / "reports" / "replication-matrix.json").read_text())
+    assert written["replication_matrix"] == sample
+
+
+def test_the_replication_matrix_is_read_back_from_the_record_alone(run):
+    # The fixture's record holds the matrix a real run of replication.failover.feature wrote.
+    matrix = run.replication
+    assert matrix is not None
+    assert [failure for failure, _ in matrix.failures] == list(replication.FAILURES)
+    assert [level for level, _, _ in matrix.rows] == list(replication.LEVELS)
+    off = dict(zip(replication.FAILURES, matrix.rows[0][2], strict=True))
+    assert off["primary crash + promotion"] is None  # not run at that level
+    assert off["standby cut off + promotion"] == model.ReplicationCell(
+        acknowledged=True, waited=False, told="applied", survived=False
+    )
+    assert off["standby cut off + promotion"].kind == "lost"
+
+
+def test_the_run_record_holds_the_replication_matrix_the_hooks_kept():
+    kept = replication_matrix()
+    context = SimpleNamespace(config=None, replication_matrix=kept)
+    assert hooks.run_record(context, None, None)["replication_matrix"] == kept.as_json()
+    context.replication_matrix = replication.ReplicationMatrix()  # no scenario measured one
+    assert hooks.run_record(context, None, None)["replication_matrix"] is None
 
 
 def test_the_closing_line_of_a_run_that_stopped_early_names_what_it_did_not_finish():
@@ -287,11 +313,19 @@ def test_the_isolation_matrix_names_every_anomaly_and_level_the_harness_checks()
     assert set(isolation.LEVELS) <= set(model.LEVELS)
 
 
+def test_the_replication_matrix_names_every_level_and_failure_the_harness_measures():
+    assert list(model.SYNC_LEVELS) == list(replication.LEVELS)  # weakest first
+    assert list(model.FAILURES) == list(replication.FAILURES)
+
+
 def test_the_sample_files_have_the_shapes_the_harness_writes():
     samples = {p.name: json.loads(p.read_text()) for p in (FIXTURE / "reports").glob("*.json")}
-    assert set(samples) == {"metrics.json", "evidence.json", "isolation-matrix.json"}, (
-        "sample files missing from tests/fixtures/report/reports (ignored by git?)"
-    )
+    assert set(samples) == {
+        "metrics.json",
+        "evidence.json",
+        "isolation-matrix.json",
+        "replication-matrix.json",
+    }, "sample files missing from tests/fixtures/report/reports (ignored by git?)"
     metrics = harness_metrics([model.Scenario("x.feature:1", "x", "passed", [])]).as_json()
     assert shape(samples["metrics.json"]) == shape(metrics)
     evidence = harness_evidence(["a leak"], ["dave holds 1.00, but its records give 0.00"])
@@ -301,6 +335,10 @@ def test_the_sample_files_have_the_shapes_the_harness_writes():
     matrix = samples["isolation-matrix.json"]
     assert list(matrix) == list(dict.fromkeys(a.id for a in isolation.ANOMALIES.values()))
     assert all(list(row) == list(isolation.LEVELS) for row in matrix.values())
+    cells = samples["replication-matrix.json"]
+    assert list(cells) == [level for level in replication.LEVELS if level in cells]
+    harness = next(iter(next(iter(replication_matrix().as_json().values())).values()))
+    assert all(shape(cell) == shape(harness) for row in cells.values() for cell in row.values())
 
 
 @pytest.fixture(scope="module")
@@ -327,6 +365,7 @@ def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFac
         evidence=evidence,
         isolation=matrix.as_json(),
         hangs=hang_matrix().as_json(),
+        replication=replication_matrix().as_json(),
     )
     write_record(directory, run_record)
     return build_report(directory).read_text(encoding="utf-8")
@@ -349,6 +388,20 @@ def hang_matrix() -> hangs.HangMatrix:
     settings = hangs.Settings(2.0, 0.5, (1.0, 1.0, 1), 0.8, 0.5, 0.5, 2.5)
     matrix.record(hangs.COMMIT, hangs.FROZEN, hangs.Cell.measure(
         deadline, settings, 2.52, "deadline_exceeded", unbounded=True))  # fmt: skip
+    return matrix
+
+
+def replication_matrix() -> replication.ReplicationMatrix:
+    """One cell of each kind, as the harness's own code makes them (Failover.cell), the
+    levels recorded out of the matrix's order."""
+    matrix = replication.ReplicationMatrix()
+    crash, cut_off = replication.FAILURES
+    lost = replication.Cell(acknowledged=True, waited=False, told="applied", survived=False)
+    doubt = replication.Cell(False, True, "transaction_resolution_unknown", survived=True)
+    matrix.record("on", cut_off, replication.Cell(False, True, "connection_lost", False))
+    matrix.record("on", crash, replication.Cell(True, False, "applied", True))
+    matrix.record("local", cut_off, lost)
+    matrix.record("remote_apply", cut_off, doubt)
     return matrix
 
 
@@ -418,6 +471,29 @@ def test_the_report_shows_the_hang_matrix_the_harness_wrote(harness_report):
         "✔ the TCP keepalives (keepalives, 2.00 s) measured 2.07 s · network_timeout"
     )
     assert len(rows) == 4
+
+
+def test_the_report_shows_the_replication_matrix_the_harness_wrote(harness_report):
+    section = re.search(r'<section id="replication-matrix">.*?</section>', harness_report, re.S)[0]
+    table = re.search(r'<table class="matrix replication">.*?</table>', section, re.S)[0]
+    rows = [text(row) for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
+    assert rows[0] == (
+        "synchronous_commit the primary crashes and the standby is promoted "
+        "the standby is cut off, then the primary crashes and the standby is promoted"
+    )
+    assert rows[1:] == [
+        "local waits for the primary's own disk, not for a standby not run ✘ told applied · lost",
+        "on waits until the standby has saved the payment to its disk "
+        "✔ told applied · survived "
+        "✔ waited, told connection_lost · not acknowledged, so nothing acknowledged lost",
+        "remote_apply waits until the standby shows the payment to its readers not run "
+        "? waited, told transaction_resolution_unknown · not acknowledged, yet it survived: "
+        "in doubt",
+    ]
+    assert '<td class="lost">' in table  # the one broken promise stands out
+    legend = text(re.search(r'<p class="legend">.*?</p>', section, re.S)[0])
+    assert legend.startswith("✘ lost: the application was told it was applied, and it is gone")
+    assert "PostgreSQL's documentation, “Synchronous Replication”" in legend
 
 
 def test_the_evidence_the_harness_kept_is_shown_escaped_and_collapsed(harness_report):

@@ -532,6 +532,7 @@ def run_record(
     server = getattr(context, "server", None)
     matrix = getattr(context, "matrix", None)
     hang_matrix = getattr(context, "hang_matrix", None)
+    replication_matrix = getattr(context, "replication_matrix", None)
     features = getattr(context, "all_features", None)
     return record.build(
         features.features if features is not None else [],
@@ -542,6 +543,7 @@ def run_record(
         evidence=getattr(context, "evidence", None),
         isolation=matrix.as_json() if matrix is not None else None,
         hangs=hang_matrix.as_json() if hang_matrix is not None else None,
+        replication=replication_matrix.as_json() if replication_matrix is not None else None,
     )
 
 

@@ -2,7 +2,7 @@
 
 The page is rendered from reports/run.json alone (failspec.report.record). It opens from
 disk with no network: inline CSS, no script. Sections whose part the record does not hold
-(isolation matrix, hang matrix, metrics, evidence) are left out.
+(isolation, hang and replication matrices, metrics, evidence) are left out.
 
 The figures are the harness's (failspec.harness.guards.metrics.Metrics.as_json), as the
 record holds them. Each figure the harness writes is named here in plain words, once: a

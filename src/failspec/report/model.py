@@ -48,6 +48,23 @@ ANOMALIES = {
     "G2": "anti-dependency cycles",
 }
 LEVELS = ("read uncommitted", "read committed", "repeatable read", "serializable")
+#: The synchronous_commit levels of the replication matrix, weakest first, each with what a
+#: COMMIT waits for before the application is told (PostgreSQL documentation, 19.5.1
+#: "synchronous_commit" and 26.2.8 "Synchronous Replication").
+SYNC_LEVELS = {
+    "off": "waits for no standby, nor for the primary's own disk",
+    "local": "waits for the primary's own disk, not for a standby",
+    "remote_write": "waits until the standby has written the payment to its operating system",
+    "on": "waits until the standby has saved the payment to its disk",
+    "remote_apply": "waits until the standby shows the payment to its readers",
+}
+#: The failures of the replication matrix, in plain words.
+FAILURES = {
+    "primary crash + promotion": "the primary crashes and the standby is promoted",
+    "standby cut off + promotion": (
+        "the standby is cut off, then the primary crashes and the standby is promoted"
+    ),
+}
 
 
 @dataclass
@@ -160,12 +177,57 @@ class HangMatrix:
 
 
 @dataclass
+class ReplicationCell:
+    """What one payment met under one synchronous_commit level and one failure (a cell of
+    run.json's "replication_matrix")."""
+
+    acknowledged: bool  # the application was told the payment was applied
+    waited: bool  # its COMMIT was waiting for the standby when the failure fell
+    told: str  # what the application was told: "applied", or its error's condition
+    survived: bool  # the promoted standby holds the payment
+
+    @property
+    def kind(self) -> str:
+        """lost (told applied, and the promoted standby lacks it: the one broken promise),
+        kept (told applied, and it survived), in_doubt (told it failed, yet it survived) or
+        not_acknowledged (told it failed, and it is gone: nothing the application was told
+        about is lost)."""
+        if self.acknowledged:
+            return "kept" if self.survived else "lost"
+        return "in_doubt" if self.survived else "not_acknowledged"
+
+    @property
+    def words(self) -> str:
+        """The cell for a reader: 'told applied · lost', 'waited, told connection_lost · not
+        acknowledged, so nothing acknowledged lost'."""
+        told = f"{'waited, ' if self.waited else ''}told {self.told}"
+        return f"{told} · {_AFTER_PROMOTION[self.kind]}"
+
+
+_AFTER_PROMOTION = {
+    "kept": "survived",
+    "lost": "lost",
+    "in_doubt": "not acknowledged, yet it survived: in doubt",
+    "not_acknowledged": "not acknowledged, so nothing acknowledged lost",
+}
+
+
+@dataclass
+class ReplicationMatrix:
+    #: the columns: each failure the run inflicted, as the harness names it, in plain words
+    failures: list[tuple[str, str]]
+    #: synchronous_commit level, what it waits for, one cell per column (None: not run)
+    rows: list[tuple[str, str, list[ReplicationCell | None]]]
+
+
+@dataclass
 class Run:
     features: list[Feature]
     setup_error: str | None = None
     summary: dict[str, Any] | None = None  # run.json "metrics" (the harness's "run" figures)
     matrix: Matrix | None = None
     hangs: HangMatrix | None = None
+    replication: ReplicationMatrix | None = None
     stopped: dict[str, Any] | None = None  # run.json "stopped", when the run stopped early
 
     @property
@@ -219,11 +281,13 @@ def load_run(reports: Path) -> Run:
         slow["name"] = scenario_name(slow["name"])
     matrix = data.get("isolation_matrix")
     hangs = data.get("hang_matrix")
+    replication = data.get("replication_matrix")
     return Run(
         features=features,
         summary=summary,
         matrix=_matrix(matrix) if matrix else None,
         hangs=_hang_matrix(hangs) if hangs else None,
+        replication=_replication_matrix(replication) if replication else None,
         stopped=data.get("stopped"),
     )
 
@@ -268,3 +332,20 @@ def _hang_matrix(data: dict[str, dict[str, dict[str, Any]]]) -> HangMatrix:
         for phase, cells in data.items()
     ]
     return HangMatrix(faults=faults, rows=rows)
+
+
+def _replication_matrix(data: dict[str, dict[str, dict[str, Any]]]) -> ReplicationMatrix:
+    """The replication matrix as the run wrote it ({level: {failure: cell}}, the levels
+    weakest first): only the levels it measured, and the failures it inflicted, in
+    :data:`FAILURES` order (any other after them) whichever level met them first."""
+    inflicted = dict.fromkeys(failure for cells in data.values() for failure in cells)
+    failures = [f for f in FAILURES if f in inflicted] + [f for f in inflicted if f not in FAILURES]
+    rows = [
+        (
+            level,
+            SYNC_LEVELS.get(level, ""),
+            [ReplicationCell(**data[level][f]) if f in data[level] else None for f in failures],
+        )
+        for level in data
+    ]
+    return ReplicationMatrix([(f, FAILURES.get(f, f)) for f in failures], rows)

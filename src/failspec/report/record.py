@@ -20,6 +20,8 @@ closing line (failspec.report.closing) are rendered from it alone. Its top-level
   background, error, table, doc), metrics (its figures) and evidence;
 * ``isolation_matrix``: ``{anomaly: {level: verdict}}`` (None: no scenario checked one);
 * ``hang_matrix``: ``{phase: {silence: cell}}`` (None: no scenario measured one);
+* ``replication_matrix``: ``{synchronous_commit level: {failure: cell}}``, each cell
+  ``{"acknowledged", "waited", "told", "survived"}`` (None: no scenario measured one);
 * ``metrics``: the run's figures (failspec.harness.guards.metrics ``Metrics.as_json()["run"]``).
 
 Scenarios are every scenario of the features behave was given, in the files' order,
@@ -141,6 +143,7 @@ def build(
     evidence: dict[str, dict[str, Any]] | None = None,
     isolation: dict[str, dict[str, str]] | None = None,
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
+    replication: dict[str, dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The record of a run from behave's model of its ``features`` (once behave has run
     them, e.g. in after_all) and the harness's parts (see :func:`attach`).
@@ -158,6 +161,7 @@ def build(
         "features": [],
         "isolation_matrix": None,
         "hang_matrix": None,
+        "replication_matrix": None,
         "metrics": None,
     }
     for feature in features:
@@ -174,7 +178,14 @@ def build(
                 }
             )
     record["outcomes"] = outcomes(record)
-    return attach(record, metrics=metrics, evidence=evidence, isolation=isolation, hangs=hangs)
+    return attach(
+        record,
+        metrics=metrics,
+        evidence=evidence,
+        isolation=isolation,
+        hangs=hangs,
+        replication=replication,
+    )
 
 
 def attach(
@@ -184,13 +195,16 @@ def attach(
     evidence: dict[str, dict[str, Any]] | None = None,
     isolation: dict[str, dict[str, str]] | None = None,
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
+    replication: dict[str, dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Put the harness's parts into ``record`` (each given one replaces what it held):
 
     * ``metrics``: ``Metrics.as_json()``; its "run" becomes the record's ``metrics``, each
       of its "scenarios" the ``metrics`` of the scenario at its location;
     * ``evidence``: location -> what the harness kept of a failed scenario;
-    * ``isolation``: ``isolation.Matrix.as_json()``; ``hangs``: ``HangMatrix.as_json()``.
+    * ``isolation``: ``isolation.Matrix.as_json()``; ``hangs``: ``HangMatrix.as_json()``;
+      ``replication``: ``faults.replication.ReplicationMatrix.as_json()`` (an empty one
+      leaves None, as for the others).
     """
     if metrics is not None:
         record["metrics"] = metrics.get("run")
@@ -204,6 +218,8 @@ def attach(
         record["isolation_matrix"] = isolation or None
     if hangs is not None:
         record["hang_matrix"] = hangs or None
+    if replication is not None:
+        record["replication_matrix"] = replication or None
     return record
 
 
@@ -238,6 +254,7 @@ def setup_error(message: str) -> dict[str, Any]:
         "features": [],
         "isolation_matrix": None,
         "hang_matrix": None,
+        "replication_matrix": None,
         "metrics": None,
     }
 
