@@ -18,7 +18,7 @@ Feature: Failover: which payments the client was told about survive a promotion
 
   Rule: With asynchronous replication, a payment the client was told about is lost when a standby that never received it is promoted
 
-    @changes-ledger @expect-loss
+    @changes-ledger @expect-loss @server-control
     Scenario: A payment acknowledged while the standby was cut off is gone after the promotion
       Given the standby is cut off from the primary
       And the application has paid 40.00 to dave with reference ref-601
@@ -28,7 +28,7 @@ Feature: Failover: which payments the client was told about survive a promotion
 
   Rule: The synchronous_commit level decides whether the client is told before the standby has the payment, and so whether a promotion can lose it
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario Outline: With synchronous_commit <level> and the standby cut off, the client <told>, and the promoted standby <holds> the payment
       Given the primary waits for the standby to confirm each commit
       And the application commits with synchronous_commit <level>
@@ -51,7 +51,7 @@ Feature: Failover: which payments the client was told about survive a promotion
         | on           | was not told it was applied | does not hold |
         | remote_apply | was not told it was applied | does not hold |
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario Outline: With synchronous_commit <level> and the standby connected, a payment the client was told about survives the promotion
       Given the primary waits for the standby to confirm each commit
       And the application commits with synchronous_commit <level>
@@ -68,7 +68,7 @@ Feature: Failover: which payments the client was told about survive a promotion
 
   Rule: A payment whose wait for the standby is cancelled is in doubt: the primary shows it, a promotion may lose it, and the ledger never calls it applied
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario: A payment whose wait for the standby an administrator cancels is reported in doubt, though the primary shows it
       Given the primary waits for the standby to confirm each commit
       And the standby is cut off from the primary
@@ -77,7 +77,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       Then the application's payment fails with transaction_resolution_unknown
       And the balance of dave is 40.00
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario: After the promotion, the payment in doubt is found missing by its reference and applied once
       Given the application connects to both servers, asking for one that accepts writes
       And the primary waits for the standby to confirm each commit
@@ -91,14 +91,14 @@ Feature: Failover: which payments the client was told about survive a promotion
 
   Rule: A standby shows only what it has replayed, and refuses writes
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario: A standby whose replay is behind does not show a payment the primary has acknowledged
       Given the standby has stopped replaying what it receives
       When the application pays 40.00 to dave with reference ref-641
       Then it succeeds
       And the standby shows no payment for dave
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario: With synchronous_commit remote_apply, a payment is on the standby as soon as the client is told, even from a standby that applies late
       Given the standby applies what it receives 0.3 seconds late
       And the primary waits for the standby to confirm each commit
@@ -114,7 +114,7 @@ Feature: Failover: which payments the client was told about survive a promotion
 
   Rule: An application finds the new primary only if its connection string lists both servers and asks for one that accepts writes
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario: An application whose connection string lists both servers and asks for one that accepts writes pays into the new primary
       Given the application connects to both servers, asking for one that accepts writes
       And the primary has crashed and the standby has been promoted
@@ -122,6 +122,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       Then it succeeds
       And the balance of dave is 40.00
 
+    @server-control
     Scenario: An application that knows only the old primary's address keeps failing after the promotion
       Given the application connects to the old primary's address only
       And the primary has crashed and the standby has been promoted
@@ -131,7 +132,7 @@ Feature: Failover: which payments the client was told about survive a promotion
 
   Rule: An old primary that comes back as a standby is never written to by an application that asks for a server that accepts writes
 
-    @changes-ledger
+    @changes-ledger @server-control
     Scenario: Asking for a server that accepts writes, the application skips the old primary and pays into the new one
       Given the application connects to both servers, asking for one that accepts writes
       And the primary has crashed and the standby has been promoted
@@ -140,6 +141,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       Then it succeeds
       And the balance of dave is 40.00
 
+    @server-control
     Scenario: Taking the first server that answers, the application reaches the old primary and its payment is refused
       Given the application connects to both servers, taking the first that answers
       And the primary has crashed and the standby has been promoted

@@ -43,6 +43,30 @@ def test_the_url_backend_without_a_url_says_how_to_give_one():
         Settings.from_sources({"backend": "url"}, {})
 
 
+def test_a_standby_url_comes_from_its_environment_twin_for_the_url_backend():
+    settings = Settings.from_sources(
+        {"backend": "url"},
+        {"DATABASE_URL": "postgresql://u@h/d", "FAILSPEC_STANDBY_URL": "postgresql://u@s/d"},
+    )
+    assert settings.standby_url == "postgresql://u@s/d"
+
+
+def test_a_standby_url_for_a_backend_that_starts_its_own_standby_is_refused():
+    with pytest.raises(SetupError, match="start their own standby"):
+        Settings.from_sources({"backend": "embedded", "standby_url": "postgresql://u@s/d"}, {})
+
+
+def test_a_bad_standby_url_is_named_as_such_and_never_repeated():
+    with pytest.raises(SetupError) as caught:
+        Settings.from_sources(
+            {"backend": "url", "db_url": "postgresql://u@h/d",
+             "standby_url": "postgresql://u:p@ss@s/d"},
+            {},
+        )  # fmt: skip
+    message = str(caught.value)
+    assert message.startswith("standby_url has an '@'") and "p@ss" not in message
+
+
 @pytest.mark.parametrize("port", ["0", "70000", "five"])
 def test_a_port_out_of_range_or_not_a_number_is_refused(port):
     with pytest.raises(SetupError, match="pg_port"):
@@ -117,7 +141,7 @@ def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
     assert settings_module.main(["-Dbacknd=url", "features"]) == 2
     assert capsys.readouterr().err == (
         "failspec: cannot run: unknown setting 'backnd': known are backend, db_url, pg_bin, "
-        "pg_image, pg_port, timeout_scale\n"
+        "pg_image, pg_port, standby_url, timeout_scale\n"
     )
 
 

@@ -109,6 +109,7 @@ def step_standby_has(context, amount, account):
     "the application pays {amount:Money} to {account:Account} with reference {reference:Reference} on the standby"
 )
 def step_pay_on_standby(context, amount, account, reference):
+    context.failover.settle()  # the standby has the scenario's ledger
     context.app.url = context.cluster.url(STANDBY)
     payment = Payment(account, amount, reference)
     context.outcome = capture(

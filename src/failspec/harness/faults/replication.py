@@ -93,7 +93,7 @@ class Failover:
         self._settled = False
         self._paused = False
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """Before the scenario's first fault, once: let the standby replay everything the
         primary has so far (the scenario's opening ledger, written before any fault), so
         what a failure loses is only what the scenario does after."""
@@ -107,19 +107,19 @@ class Failover:
         """The primary waits for the standby to confirm each commit (it is named in
         ``synchronous_standby_names``), at the level each session's synchronous_commit
         says."""
-        self._settle()
+        self.settle()
         self.cluster.require_synchronous(STANDBY)
 
     def cut_off(self) -> None:
         """Cut the standby off from the primary once it has everything so far."""
-        self._settle()
+        self.settle()
         self.cluster.catch_up(STANDBY)
         self.cluster.cut(STANDBY)
         self.failure = "standby cut off + promotion"
 
     def pause_replay(self) -> None:
         """Pause the standby's replay once it has replayed everything so far."""
-        self._settle()
+        self.settle()
         self.cluster.catch_up(STANDBY)
         self.cluster.pause_replay(STANDBY)
         self._paused = True
@@ -127,13 +127,13 @@ class Failover:
     def delay_apply(self, seconds: float) -> None:
         """The standby applies each commit it receives ``seconds`` late
         (``recovery_min_apply_delay``; docs: a COMMIT at ``remote_apply`` waits for it)."""
-        self._settle()
+        self.settle()
         self.cluster.set_on(STANDBY, "recovery_min_apply_delay", f"{round(seconds * 1000)}ms")
 
     def crash_and_promote(self) -> None:
         """Crash the primary (no shutdown) and promote the standby, as a failover
         manager would; the standby replays what it received first."""
-        self._settle()
+        self.settle()
         self.failure = self.failure or "primary crash + promotion"
         old = self.cluster.primary_name
         self.cluster.crash(old)

@@ -25,7 +25,7 @@ from failspec.harness.servers.docker import DockerServer, docker_answers
 from failspec.harness.servers.embedded import EmbeddedServer, EmbeddedTopology
 from failspec.harness.servers.replication import Cluster, PrimaryOf, Topology
 from failspec.harness.servers.settings import Settings
-from failspec.harness.servers.url import UrlServer
+from failspec.harness.servers.url import UrlServer, UrlTopology
 
 __all__ = [
     "BACKEND_CLASSES",
@@ -87,7 +87,10 @@ def topology(settings: Settings, server: Server) -> Topology | str:
             ready_timeout=settings.seconds(60),
             connect_timeout=settings.seconds(5),
         )
+    if isinstance(server, UrlServer) and settings.standby_url:
+        return UrlTopology(server, settings.standby_url, settings.seconds(5))
     return (
         f"the {server.backend} backend uses a server it did not start, so it cannot start "
-        "a primary and standbys beside it"
+        "a standby beside it: name one of it with -D standby_url=... (FAILSPEC_STANDBY_URL) "
+        "for the scenarios that only use a standby"
     )

@@ -43,6 +43,10 @@ class Topology(ABC):
     log_tail); the cluster's own control is SQL (:class:`Cluster`)."""
 
     backend = "?"
+    #: Whether the members are the harness's: it can crash, promote, cut them off, and
+    #: it names the standbys (their ``application_name``), so it knows when one streams.
+    #: False for a user's own primary and standby (``url``).
+    controllable = True
 
     @abstractmethod
     def start_primary(self) -> Server:
@@ -96,7 +100,8 @@ class Cluster:
                 name = f"{STANDBY}{number}"
                 self.members[name] = self.topology.start_standby(primary, name)
             for name in self.standby_names():
-                self.wait_streaming(name)
+                if self.topology.controllable:
+                    self.wait_streaming(name)
         except BaseException:
             self.stop()
             raise
@@ -305,6 +310,8 @@ class PrimaryOf(Server):
         super().__init__(cluster.primary.endpoint, connect_timeout)
         self.backend = cluster.topology.backend
         self.version = cluster.primary.version
+        self.controllable = cluster.topology.controllable
+        self.has_log = cluster.primary.has_log
 
     @property
     def endpoint(self) -> Endpoint:

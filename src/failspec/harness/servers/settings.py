@@ -31,6 +31,7 @@ DEFAULT_IMAGE = "postgres:18"
 ENV_TWINS = {
     "backend": "FAILSPEC_BACKEND",
     "db_url": "DATABASE_URL",
+    "standby_url": "FAILSPEC_STANDBY_URL",
     "pg_image": "FAILSPEC_PG_IMAGE",
     "pg_bin": "FAILSPEC_PG_BIN",
     "pg_port": "FAILSPEC_PG_PORT",
@@ -44,6 +45,9 @@ class Settings:
 
     backend: str = "auto"
     db_url: str | None = None
+    #: A standby of the db_url server (backend=url), for the replication scenarios that
+    #: only read from a standby or write to it.
+    standby_url: str | None = None
     pg_image: str = DEFAULT_IMAGE
     pg_bin: str | None = None
     pg_port: int | None = None
@@ -81,6 +85,13 @@ class Settings:
             )
         if backend == "url":
             parse_db_url(str(values["db_url"]))
+        if values.get("standby_url"):
+            if backend != "url":
+                raise SetupError(
+                    "standby_url names a standby of the backend=url server; the embedded "
+                    "and docker backends start their own standby: leave it unset"
+                )
+            parse_db_url(str(values["standby_url"]), name="standby_url")
         if "pg_port" in values:
             values["pg_port"] = _number(values["pg_port"], "pg_port", int, 1, 65535)
         if "timeout_scale" in values:
@@ -132,7 +143,7 @@ REFUSED_PARAMETERS = {
 }
 
 
-def parse_db_url(text: str) -> URL:
+def parse_db_url(text: str, *, name: str = "db_url") -> URL:
     """The database URL of ``backend=url``, checked: a PostgreSQL URL with one host, and
     query parameters that are libpq connection parameters (each given once), which the
     suite passes to every connection it opens (libpq docs, "Parameter Key Words").
@@ -141,29 +152,30 @@ def parse_db_url(text: str) -> URL:
     or any part of it that could be a password: a password with an unencoded ``@`` (or
     ``:`` ``/`` ``?`` ``#``) splits the URL in the wrong place, so what a parser takes for
     the host may be the end of the password (RFC 3986: userinfo ends at the first ``@``).
+    ``name``: the setting's name, for the messages.
     """
     encode = "percent-encode @ : / ? # % in the user name and password (%40 for @)"
     try:
         url = make_url(text)
     except Exception:
-        raise SetupError(f"db_url is not a database URL: use {URL_FORM} ({encode})") from None
+        raise SetupError(f"{name} is not a database URL: use {URL_FORM} ({encode})") from None
     if url.host and "@" in url.host:
         raise SetupError(
-            "db_url has an '@' after its user and password: write an '@' in the password as "
+            f"{name} has an '@' after its user and password: write an '@' in the password as "
             "%40, e.g. postgresql://user:p%40ss@host/db (or keep the password in ~/.pgpass)"
         )
     if not url.drivername.startswith("postgresql") or not url.host:
         raise SetupError(
-            f"db_url must name a PostgreSQL server by its host: use {URL_FORM} ({encode})"
+            f"{name} must name a PostgreSQL server by its host: use {URL_FORM} ({encode})"
         )
     for key, value in url.query.items():
         if key in REFUSED_PARAMETERS:
-            raise SetupError(f"db_url may not set {key}: {REFUSED_PARAMETERS[key]}")
+            raise SetupError(f"{name} may not set {key}: {REFUSED_PARAMETERS[key]}")
         if not isinstance(value, str):
-            raise SetupError(f"db_url sets {key} {len(value)} times: give it once")
+            raise SetupError(f"{name} sets {key} {len(value)} times: give it once")
         if not _is_libpq_parameter(key):
             raise SetupError(
-                f"db_url sets {key!r}, which is not a libpq connection parameter (see "
+                f"{name} sets {key!r}, which is not a libpq connection parameter (see "
                 'libpq\'s "Parameter Key Words"): correct or remove it'
             )
     return url
