@@ -66,7 +66,18 @@ Feature: Failover: which payments the client was told about survive a promotion
         | on           |
         | remote_apply |
 
-  Rule: A payment whose wait for the standby is cancelled is in doubt: the primary shows it, a promotion may lose it, and the ledger never calls it applied
+  Rule: A COMMIT waiting for a standby that is gone waits without bound; cancelled, it is in doubt: the primary shows it, a promotion may lose it, and the ledger never calls it applied
+
+    @changes-ledger @server-control
+    Scenario: A payment's COMMIT waiting for a standby that is gone outlasts the statement timeout; only the data layer's deadline ends it, its outcome unknown
+      Given the primary waits for the standby to confirm each commit
+      And the standby is cut off from the primary
+      And the application does not retry
+      And the server gives up any statement of the application after 0.2 seconds
+      And the application gives up on any request the database has not answered within 1 second
+      When the application pays 40.00 to dave with reference ref-630
+      Then it fails with deadline_exceeded, saying the payment may or may not have been applied
+      And it took at least 1 seconds
 
     @changes-ledger @server-control
     Scenario: A payment whose wait for the standby an administrator cancels is reported in doubt, though the primary shows it

@@ -204,13 +204,14 @@ class Failover:
         return self._result[0]
 
     def close(self) -> None:
-        """Undo what would hold the scenario's end: a COMMIT of the application still
-        waiting for the standby is cancelled (its thread then ends), a paused replay
+        """Undo what would hold the scenario's end: every COMMIT of the application still
+        waiting for the standby is cancelled (a thread waiting for one then ends), a paused replay
         resumed. The cluster itself is rebuilt for the next scenario (it was touched)."""
+        # A COMMIT the application gave up on (its deadline) still waits on the server.
+        with contextlib.suppress(Exception):
+            self._cancel_waits()
         thread = self._thread
         if thread is not None and thread.is_alive():
-            with contextlib.suppress(Exception):
-                self._cancel_waits()
             waiting.until(lambda: not thread.is_alive(), timeout=self.timeout,
                           what="the application's payment to end")  # fmt: skip
         if self._paused and STANDBY in self.cluster.members:
