@@ -28,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from failspec.harness import waiting
+from failspec.harness.faults.healing import Healer
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.servers.replication import Cluster
 
@@ -92,6 +93,11 @@ class Failover:
         self.waited = False
         self._settled = False
         self._paused = False
+        self._cut = False
+        #: A cut-off standby reconnects, a paused replay resumes, by itself after
+        #: ``healing.HEAL_AFTER`` seconds, so a regression fails its scenario instead of
+        #: waiting for ever (a COMMIT waiting for the standby then completes).
+        self._healer = Healer()
 
     def settle(self) -> None:
         """Before the scenario's first fault, once: let the standby replay everything the
@@ -115,6 +121,8 @@ class Failover:
         self.settle()
         self.cluster.catch_up(STANDBY)
         self.cluster.cut(STANDBY)
+        self._cut = True
+        self._healer.arm(self._heal)
         self.failure = "standby cut off + promotion"
 
     def pause_replay(self) -> None:
@@ -123,6 +131,7 @@ class Failover:
         self.cluster.catch_up(STANDBY)
         self.cluster.pause_replay(STANDBY)
         self._paused = True
+        self._healer.arm(self._heal)
 
     def delay_apply(self, seconds: float) -> None:
         """The standby applies each commit it receives ``seconds`` late
@@ -134,12 +143,23 @@ class Failover:
         """Crash the primary (no shutdown) and promote the standby, as a failover
         manager would; the standby replays what it received first."""
         self.settle()
+        self._healer.cancel()  # the standby becomes the primary: nothing to heal
+        self._cut = self._paused = False
         self.failure = self.failure or "primary crash + promotion"
         old = self.cluster.primary_name
         self.cluster.crash(old)
         self.cluster.promote(STANDBY)
 
     # -- a payment in the background ---------------------------------------------------
+
+    def _heal(self) -> None:
+        with self._healer.lock, contextlib.suppress(Exception):
+            if self._cut:
+                self._cut = False
+                self.cluster.reconnect(STANDBY)
+            if self._paused:
+                self._paused = False
+                self.cluster.resume_replay(STANDBY)
 
     def start(self, action: str, operation: Callable[[], Any]) -> None:
         """Run ``operation`` in a thread; return once it has finished or its COMMIT waits
@@ -207,6 +227,7 @@ class Failover:
         """Undo what would hold the scenario's end: every COMMIT of the application still
         waiting for the standby is cancelled (a thread waiting for one then ends), a paused replay
         resumed. The cluster itself is rebuilt for the next scenario (it was touched)."""
+        self._healer.cancel()
         # A COMMIT the application gave up on (its deadline) still waits on the server.
         with contextlib.suppress(Exception):
             self._cancel_waits()
@@ -215,7 +236,7 @@ class Failover:
             waiting.until(lambda: not thread.is_alive(), timeout=self.timeout,
                           what="the application's payment to end")  # fmt: skip
         if self._paused and STANDBY in self.cluster.members:
-            with contextlib.suppress(Exception):
+            with self._healer.lock, contextlib.suppress(Exception):
                 self.cluster.resume_replay(STANDBY)
 
     def reads_on_standby(self, schema: str, sql: str, **params: Any) -> list[Any]:
