@@ -245,6 +245,7 @@ class Ledger:
         self, reference: str, same: tuple[object, ...], work: Callable[[Connection], int]
     ) -> Receipt:
         def attempt(number: int) -> Receipt:
+            notices: list[str] = []
             try:
                 with self.engine.begin() as conn:
                     notices = _fresh_notices(conn)
@@ -262,6 +263,12 @@ class Ledger:
                 if earlier is None:
                     raise
                 return earlier
+            except sa.exc.DBAPIError:
+                # The session was ended while COMMIT waited for the standby: the server
+                # warned as it went that the transaction had committed locally. A retry
+                # would find it on this primary and call it applied: it is in doubt.
+                _raise_if_not_replicated(notices, reference)
+                raise
             return Receipt(reference, row_id, already_applied=False, attempts=number)
 
         return self.retry.run(self._bounded(attempt))
