@@ -14,7 +14,7 @@ Feature: Failover: which payments the client was told about survive a promotion
     Given the ledger holds these payments:
       | account | amount | reference | status |
       | alice   | 100.00 | ref-001   | posted |
-    And the ledger also holds the empty accounts dave and erin
+    And the ledger also holds the empty accounts dave
 
   Rule: With asynchronous replication, a payment the client was told about is lost when a standby that never received it is promoted
 
@@ -78,6 +78,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       When the application pays 40.00 to dave with reference ref-630
       Then it fails with deadline_exceeded, saying the payment may or may not have been applied
       And it took at least 1 seconds
+      And the server applies a statement timeout of 0.2 seconds to the application's statements
 
     @changes-ledger @server-control
     Scenario: A payment whose wait for the standby an administrator cancels is reported in doubt, though the primary shows it
@@ -85,7 +86,16 @@ Feature: Failover: which payments the client was told about survive a promotion
       And the standby is cut off from the primary
       And the application is paying 40.00 to dave with reference ref-631
       When an administrator cancels the payment's wait for the standby
-      Then the application's payment fails with transaction_resolution_unknown
+      Then the application is told the payment is in doubt (transaction_resolution_unknown)
+      And the balance of dave is 40.00
+
+    @changes-ledger @server-control
+    Scenario: A payment whose session an administrator ends while it waits for the standby is reported in doubt, not found and called applied by a retry
+      Given the primary waits for the standby to confirm each commit
+      And the standby is cut off from the primary
+      And the application is paying 40.00 to dave with reference ref-634
+      When an administrator ends the session of the payment waiting for the standby
+      Then the application is told the payment is in doubt (transaction_resolution_unknown)
       And the balance of dave is 40.00
 
     @changes-ledger @server-control
@@ -116,6 +126,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       And the application commits with synchronous_commit remote_apply
       When the application pays 40.00 to dave with reference ref-642
       Then it succeeds
+      And it took at least 0.3 seconds
       And the standby shows a payment of 40.00 for dave
 
     Scenario: A payment sent to the standby is refused with read_only_sql_transaction
@@ -123,7 +134,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       Then it fails with read_only_sql_transaction
       And no payment for dave is in the ledger
 
-  Rule: An application finds the new primary only if its connection string lists both servers and asks for one that accepts writes
+  Rule: An application finds the new primary only if its connection string lists it
 
     @changes-ledger @server-control
     Scenario: An application whose connection string lists both servers and asks for one that accepts writes pays into the new primary

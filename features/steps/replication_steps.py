@@ -48,13 +48,15 @@ def step_connects(context, how):
 )
 def step_paying(context, amount, account, reference):
     payment = Payment(account, amount, reference)
-    context.failover.start(f"pay {payment}", lambda: context.app.ledger.pay(payment))
+    context.failover.start(
+        f"pay {payment}", lambda: context.app.ledger.pay(payment), context.workspace.acknowledge
+    )
 
 
 @when("the primary crashes and the standby is promoted")
 @given("the primary has crashed and the standby has been promoted")
 def step_failover(context):
-    context.failover.crash_and_promote()
+    context.failover.crash_and_promote(context.workspace.schema, context.workspace.references())
 
 
 @given("the old primary has come back as a standby of the new one")
@@ -65,7 +67,6 @@ def step_rejoin(context):
 @then("the application was told it was applied")
 def step_told_applied(context):
     context.outcome = context.failover.finish()
-    context.workspace.acknowledge(context.outcome.action, context.outcome.value)
     assert_that(context.outcome.error, equal_to(None), context.outcome.action)
 
 
@@ -122,10 +123,23 @@ def step_cancel_wait(context):
     context.failover.cancel_wait()
 
 
-@then("the application's payment fails with {condition:Condition}")
+@when("an administrator ends the session of the payment waiting for the standby")
+def step_terminate_wait(context):
+    context.failover.end_waiting_session()
+
+
+@then("the application is told the payment is in doubt ({condition:Condition})")
 def step_payment_fails(context, condition):
     context.outcome = context.failover.finish()
     assert_that(context.outcome, fails_with(condition))
+
+
+@then(
+    "the server applies a statement timeout of {seconds:Seconds} seconds to the application's statements"
+)
+def step_statement_timeout_in_force(context, seconds):
+    shown = context.app.show("statement_timeout")
+    assert_that(shown, equal_to(f"{round(seconds * 1000)}ms"), "statement_timeout in force")
 
 
 @given(

@@ -361,7 +361,17 @@ def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str])
             workspace.end_stragglers()
         read = audit.books(admin())  # one round trip for both checks
         imbalances.extend(read.imbalances(audit.opening, context.history.written_directly()))
-        lost.extend(audit.missing(workspace.acknowledged, admin()))
+        acknowledged = workspace.acknowledged
+        lost.extend(f"{r} ({acknowledged[r]})" for r in audit.missing(acknowledged, admin()))
+        failover = getattr(context, "failover", None)
+        if EXPECT_LOSS in tags and failover is not None:  # lost by the promotion, or never?
+            never = [r for r in audit.missing(acknowledged, admin())
+                     if r not in failover.on_old_primary]  # fmt: skip
+            if never:
+                problems.append(
+                    "the durability guard found payments lost that the old primary never "
+                    f"held, so no promotion lost them (were they ever committed?): {never}"
+                )
         if CHANGES_LEDGER not in tags and audit.baseline and not failed:
             audit.assert_unchanged("after the scenario", read)
 

@@ -44,6 +44,9 @@ class Payment:
     reference: str
     status: str = "pending"
 
+    def __str__(self) -> str:
+        return f"{self.amount} to {self.account} ({self.reference})"
+
 
 @dataclass(frozen=True)
 class Transfer:
@@ -53,6 +56,9 @@ class Transfer:
     target: str
     amount: Decimal
     reference: str
+
+    def __str__(self) -> str:
+        return f"{self.amount} from {self.source} to {self.target} ({self.reference})"
 
 
 @dataclass(frozen=True)

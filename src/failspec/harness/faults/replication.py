@@ -91,6 +91,8 @@ class Failover:
         self._outcome: Outcome | None = None
         #: Whether the background operation was waiting for a standby when it was seen.
         self.waited = False
+        #: The acknowledged references the old primary held just before it crashed.
+        self.on_old_primary: set[str] = set()
         self._settled = False
         self._paused = False
         self._cut = False
@@ -139,15 +141,32 @@ class Failover:
         self.settle()
         self.cluster.set_on(STANDBY, "recovery_min_apply_delay", f"{round(seconds * 1000)}ms")
 
-    def crash_and_promote(self) -> None:
+    def crash_and_promote(self, schema: str, references: list[str]) -> None:
         """Crash the primary (no shutdown) and promote the standby, as a failover
-        manager would; the standby replays what it received first."""
+        manager would; the standby replays what it received first. Before the crash, the
+        harness notes which of ``references`` (in ``schema``) the old primary held
+        (:attr:`on_old_primary`), so a payment "lost by the promotion" is told apart from
+        one that was never committed. Raises ``AssertionError`` if the old primary still
+        accepts connections after the crash."""
         self.settle()
         self._healer.cancel()  # the standby becomes the primary: nothing to heal
         self._cut = self._paused = False
         self.failure = self.failure or "primary crash + promotion"
         old = self.cluster.primary_name
+        if references:
+            with self.cluster.control(old) as conn:
+                self.on_old_primary = set(
+                    conn.execute(
+                        sa.text(
+                            f"SELECT client_ref FROM {schema}.transactions "
+                            "WHERE client_ref = ANY(:refs)"
+                        ),
+                        {"refs": references},
+                    ).scalars()
+                )
         self.cluster.crash(old)
+        refused = self.cluster.member(old).refusal()
+        assert refused is not None, f"the old primary ({old}) still accepts connections"
         self.cluster.promote(STANDBY)
 
     # -- a payment in the background ---------------------------------------------------
@@ -161,13 +180,20 @@ class Failover:
                 self._paused = False
                 self.cluster.resume_replay(STANDBY)
 
-    def start(self, action: str, operation: Callable[[], Any]) -> None:
+    def start(
+        self, action: str, operation: Callable[[], Any], told: Callable[[str, Any], None]
+    ) -> None:
         """Run ``operation`` in a thread; return once it has finished or its COMMIT waits
-        for the standby (``wait_event = 'SyncRep'``) on the primary."""
+        for the standby (``wait_event = 'SyncRep'``) on the primary. ``told(action,
+        result)`` is called, in that thread, the moment the operation succeeds (what the
+        application was told, for the durability guard)."""
         outcome: list[Outcome] = []
 
         def run() -> None:
-            outcome.append(capture(action, operation))
+            done = capture(action, operation)
+            if done.succeeded:
+                told(action, done.value)
+            outcome.append(done)
 
         self._thread = threading.Thread(target=run, name="failspec-payment", daemon=True)
         self._thread.start()
@@ -190,12 +216,25 @@ class Failover:
         cancelled = self._cancel_waits()
         assert cancelled == 1, f"{cancelled} waiting COMMITs cancelled, not 1"
 
+    def end_waiting_session(self) -> None:
+        """End the session of the application's COMMIT waiting for the standby, as an
+        administrator would (``pg_terminate_backend``): PostgreSQL sends the WARNING
+        "canceling the wait for synchronous replication and terminating connection due to
+        administrator command" (same DETAIL: committed locally) and closes the
+        connection (src/backend/replication/syncrep.c)."""
+        assert self.waited, "no COMMIT of the application was seen waiting for the standby"
+        ended = self._signal_waits("pg_terminate_backend")
+        assert ended == 1, f"{ended} waiting sessions ended, not 1"
+
     def _cancel_waits(self) -> int:
+        return self._signal_waits("pg_cancel_backend")
+
+    def _signal_waits(self, function: str) -> int:
         with self.cluster.control(self.cluster.primary_name) as conn:
             return int(
                 conn.execute(
                     sa.text(
-                        "SELECT count(*) FILTER (WHERE pg_cancel_backend(pid)) "
+                        f"SELECT count(*) FILTER (WHERE {function}(pid)) "
                         "FROM pg_stat_activity WHERE application_name = :a "
                         "AND wait_event = 'SyncRep'"
                     ),

@@ -88,9 +88,8 @@ class Auditor:
 
     def missing(self, acknowledged: dict[str, str], conn: Connection) -> list[str]:
         """Of the operations the application was told were applied (``acknowledged``:
-        reference -> what it was), those no committed row carries the reference of, as
-        "ref-601 (pay 40.00 to dave)"; read on ``conn`` (autocommit), in the scenario's
-        schema."""
+        reference -> what it was), the references no committed row carries; read on
+        ``conn`` (autocommit), in the scenario's schema."""
         if not acknowledged:
             return []
         found = set(
@@ -102,7 +101,7 @@ class Auditor:
                 {"refs": list(acknowledged)},
             ).scalars()
         )
-        return [f"{ref} ({what})" for ref, what in acknowledged.items() if ref not in found]
+        return [ref for ref in acknowledged if ref not in found]
 
     def take_baseline(self) -> Fingerprint:
         books = self.books()

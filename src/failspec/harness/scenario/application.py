@@ -363,6 +363,14 @@ class Application:
 
         return self.end_unit_of_work("the application's code fails in the unit of work", fail)
 
+    def show(self, setting: str) -> str:
+        """The value of the server setting ``setting`` on a connection of the
+        application's pool, as the server shows it (``current_setting``: "200ms")."""
+        with self.engine.connect() as conn:
+            value = conn.execute(sa.text("SELECT current_setting(:s)"), {"s": setting}).scalar()
+            conn.rollback()
+        return str(value)
+
     def read_through_pool(self) -> Outcome:
         """Check a connection out of the pool, read the ledger, and check it back in."""
 

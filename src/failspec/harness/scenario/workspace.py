@@ -248,6 +248,10 @@ class Workspace:
         if isinstance(reference, str) and hasattr(result, "already_applied"):
             self.acknowledged[reference] = action
 
+    def references(self) -> list[str]:
+        """The references of the operations the application was told were applied."""
+        return list(self.acknowledged)
+
     def adopt(self, scenario: str) -> None:
         """Name the workspace for the scenario that uses it (before any connection)."""
         self.application_name = application_name(self.run.id, self.number, scenario)
