@@ -176,6 +176,31 @@ def reap_stale_containers(client: docker.DockerClient) -> list[str]:
     return reaped
 
 
+def reap_stale_networks(client: docker.DockerClient) -> list[str]:
+    """Remove the networks of runs on this host that died without removing them
+    (SIGKILL), once their containers are gone (``container.reap_stale_containers``);
+    return their short ids. Networks of live runs and of other hosts are left alone."""
+    reaped = []
+    for found in client.networks.list(filters={"label": OWNER_LABEL}):
+        if _owner_alive(found.attrs.get("Labels") or {}):
+            continue
+        with contextlib.suppress(docker.errors.APIError):
+            found.remove()
+            reaped.append(found.short_id)
+    return reaped
+
+
+def _owner_alive(labels: dict[str, Any]) -> bool:
+    """Whether the run an owner label names is alive (True for labels we did not write,
+    and for other hosts: those are left alone)."""
+    try:
+        owner = json.loads(labels[OWNER_LABEL])
+        host = owner.pop("host")
+        return bool(host != socket.gethostname() or Owner(**owner).alive())
+    except (KeyError, TypeError, ValueError):
+        return True
+
+
 def use_ryuk_only_if_present(client: docker.DockerClient) -> None:
     """Testcontainers' reaper (Ryuk) is pulled from a registry; where it cannot be
     pulled, go without it: the harness removes its containers itself, also those of

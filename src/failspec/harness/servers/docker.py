@@ -123,7 +123,6 @@ def prepare(image: str) -> list[str]:
     import docker.errors
 
     from failspec.harness.servers import container as tc
-    from failspec.harness.servers.docker_cluster import reap_stale_networks
 
     try:
         client = docker.from_env(timeout=10)
@@ -135,7 +134,7 @@ def prepare(image: str) -> list[str]:
         ) from None
     try:
         reaped = tc.reap_stale_containers(client)
-        reap_stale_networks(client)  # after the containers: a network in use stays
+        tc.reap_stale_networks(client)  # after the containers: a network in use stays
         tc.use_ryuk_only_if_present(client)
         if not tc.image_present(client, image):
             try:

@@ -18,11 +18,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
-import json
 import secrets
-import socket
 import tarfile
-from typing import Any
 
 import docker
 import docker.errors
@@ -32,7 +29,6 @@ from testcontainers.core.network import Network
 from failspec.harness.errors import SetupError
 from failspec.harness.postgres import standby
 from failspec.harness.postgres.ports import free_port
-from failspec.harness.processes import Owner
 from failspec.harness.servers import container as tc
 from failspec.harness.servers.base import Endpoint, Server, _short
 from failspec.harness.servers.docker import DockerServer, prepare, server_args, start_container
@@ -265,28 +261,3 @@ def _remove_network(network: Network) -> None:
     # The Network opened a Docker client of its own and has no method to close it.
     with contextlib.suppress(Exception):
         network._docker.client.close()
-
-
-def reap_stale_networks(client: docker.DockerClient) -> list[str]:
-    """Remove the networks of runs on this host that died without removing them
-    (SIGKILL), once their containers are gone (``container.reap_stale_containers``);
-    return their short ids. Networks of live runs and of other hosts are left alone."""
-    reaped = []
-    for found in client.networks.list(filters={"label": tc.OWNER_LABEL}):
-        if _owner_alive(found.attrs.get("Labels") or {}):
-            continue
-        with contextlib.suppress(docker.errors.APIError):
-            found.remove()
-            reaped.append(found.short_id)
-    return reaped
-
-
-def _owner_alive(labels: dict[str, Any]) -> bool:
-    """Whether the run an owner label names is alive (True for labels we did not write,
-    and for other hosts: those are left alone)."""
-    try:
-        owner = json.loads(labels[tc.OWNER_LABEL])
-        host = owner.pop("host")
-        return bool(host != socket.gethostname() or Owner(**owner).alive())
-    except (KeyError, TypeError, ValueError):
-        return True
