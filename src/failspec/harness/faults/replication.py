@@ -61,6 +61,7 @@ class ReplicationMatrix:
         self.cells: dict[str, dict[str, Cell]] = {}
 
     def record(self, level: str, failure: str, cell: Cell) -> None:
+        """Keep ``cell`` as what ``failure`` did at ``level``."""
         self.cells.setdefault(level, {})[failure] = cell
 
     def as_json(self) -> dict[str, dict[str, dict[str, Any]]]:
@@ -72,6 +73,7 @@ class ReplicationMatrix:
         }
 
     def write(self, path: Path) -> None:
+        """Write :meth:`as_json` to ``path`` (reports/replication-matrix.json)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
 
@@ -285,6 +287,8 @@ class Failover:
             return list(conn.execute(sa.text(sql), params).all())
 
     def cell(self, outcome: Outcome, survived: bool) -> Cell:
+        """The matrix's cell for the payment whose ``outcome`` the application saw, and
+        whether the new primary holds it (``survived``)."""
         return Cell(
             acknowledged=outcome.succeeded,
             waited=self.waited,

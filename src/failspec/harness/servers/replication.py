@@ -126,9 +126,11 @@ class Cluster:
 
     @property
     def primary(self) -> Server:
+        """The member that is the primary now."""
         return self.members[self.primary_name]
 
     def member(self, name: str) -> Server:
+        """Member ``name``; raises ``ValueError`` naming the members there are."""
         try:
             return self.members[name]
         except KeyError:
@@ -136,6 +138,7 @@ class Cluster:
             raise ValueError(f"the cluster has no member {name!r}: {known}") from None
 
     def standby_names(self) -> list[str]:
+        """The names of the members that are not the primary now."""
         return [name for name in self.members if name != self.primary_name]
 
     def url(self, *names: str, target_session_attrs: str | None = None) -> URL:
@@ -234,6 +237,8 @@ class Cluster:
         )
 
     def wait_streaming(self, name: str) -> None:
+        """Return once the primary streams to standby ``name``; raises
+        ``waiting.WaitTimeout`` after twice the connect timeout (s)."""
         waiting.until(
             lambda: self.streams_to(name), timeout=self.connect_timeout * 2,
             what=f"the primary streaming to {name}",
@@ -251,6 +256,7 @@ class Cluster:
         )  # fmt: skip
 
     def resume_replay(self, name: str) -> None:
+        """Let standby ``name`` replay again (``pg_wal_replay_resume()``)."""
         with self.control(name) as conn:
             conn.execute(sa.text("SELECT pg_wal_replay_resume()"))
 
@@ -289,6 +295,7 @@ class Cluster:
         self.wait_streaming(name)
 
     def in_recovery(self, name: str) -> bool:
+        """Whether member ``name`` is a standby now (``pg_is_in_recovery()``)."""
         return bool(self._scalar(name, "SELECT pg_is_in_recovery()"))
 
 
