@@ -62,7 +62,8 @@ def step_start_paying(context, name, amount, account, reference):
         context.sessions[name].engine, RetryPolicy(sleep=lambda _: None)
     )
     payment = Payment(account, amount, reference)
-    _start(context, name, f"pay {amount} to {account} ({reference})", lambda: ledger.pay(payment))
+    pay = context.workspace.acknowledging(f"pay {payment}", lambda: ledger.pay(payment))
+    _start(context, name, f"pay {payment}", pay)
 
 
 # -- the cancel, from either side ------------------------------------------------------

@@ -266,8 +266,8 @@ def step_session_transfer(context, name, amount, source, target, reference):
     _act(
         context,
         name,
-        f"transfer {amount} from {source} to {target}",
-        lambda: ledger.transfer(transfer),
+        f"transfer {transfer}",
+        context.workspace.acknowledging(f"transfer {transfer}", lambda: ledger.transfer(transfer)),
     )
 
 
@@ -276,7 +276,10 @@ def step_session_transfer(context, name, amount, source, target, reference):
 )
 def step_session_pay(context, name, amount, account, reference):
     ledger, payment = _session_ledger(context, name), Payment(account, amount, reference)
-    _act(context, name, f"pay {amount} to {account} ({reference})", lambda: ledger.pay(payment))
+    _act(
+        context, name, f"pay {payment}",
+        context.workspace.acknowledging(f"pay {payment}", lambda: ledger.pay(payment)),
+    )  # fmt: skip
 
 
 @given(

@@ -24,7 +24,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from psycopg2.extensions import (
@@ -36,6 +36,8 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from failspec.harness.activity import backends_named
 from failspec.harness.servers import Server
+
+T = TypeVar("T")
 
 SCHEMA_PREFIX = "fs_"
 #: The longest the run's administrative connection waits for a lock (ms).
@@ -247,6 +249,17 @@ class Workspace:
         reference = getattr(result, "reference", None)
         if isinstance(reference, str) and hasattr(result, "already_applied"):
             self.acknowledged[reference] = action
+
+    def acknowledging(self, action: str, operation: Callable[[], T]) -> Callable[[], T]:
+        """``operation`` (run by a concurrent session, on its own thread), noting what it
+        returned as told to the application (:meth:`acknowledge`) once it succeeds."""
+
+        def run() -> T:
+            result = operation()
+            self.acknowledge(action, result)
+            return result
+
+        return run
 
     def references(self) -> list[str]:
         """The references of the operations the application was told were applied."""
