@@ -61,13 +61,7 @@ def choose_backend(settings: Settings) -> str:
 
 def start(settings: Settings) -> Server:
     """Start (or find) the run's server, check it is usable, and return it."""
-    server = BACKEND_CLASSES[choose_backend(settings)].start(settings)
-    try:
-        server.check()
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    return BACKEND_CLASSES[choose_backend(settings)].start(settings).checked()
 
 
 def topology(settings: Settings, server: Server) -> Topology | str:

@@ -232,6 +232,16 @@ class Server(ABC):
                 "a superuser"
             )
 
+    def checked(self) -> Server:
+        """:meth:`check` it and return it; if the check fails, stop it first (what was
+        started for it is not left running) and raise the check's error."""
+        try:
+            self.check()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def demands_password(self) -> bool:
         """Whether the server refuses a wrong password (a 'trust' server accepts anything)."""
         if self._demands_password is None:

@@ -194,11 +194,7 @@ class DockerTopology(Topology):
     def start_primary(self) -> DockerMember:
         self.password = secrets.token_urlsafe(18)  # the standbys copy the primary's role
         server = self._start(PRIMARY, {})
-        try:
-            server.check()  # reads its version
-        except BaseException:
-            server.stop()
-            raise
+        server.checked()  # reads its version
         return server
 
     def start_standby(self, primary: Server, name: str) -> DockerMember:

@@ -119,11 +119,7 @@ class EmbeddedTopology(Topology):
         )
         pg.start()
         server = self._member(pg)
-        try:
-            server.check()  # reads its version
-        except BaseException:
-            server.stop()
-            raise
+        server.checked()  # reads its version
         return server
 
     def start_standby(self, primary: Server, name: str) -> EmbeddedServer:
