@@ -362,11 +362,11 @@ def _check(context: Any, scenario: Any, stopping: Stopping, problems: list[str])
         read = audit.books(admin())  # one round trip for both checks
         imbalances.extend(read.imbalances(audit.opening, context.history.written_directly()))
         acknowledged = workspace.acknowledged
-        lost.extend(f"{r} ({acknowledged[r]})" for r in audit.missing(acknowledged, admin()))
+        missing = audit.missing(acknowledged, admin())
+        lost.extend(f"{r} ({acknowledged[r]})" for r in missing)
         failover = getattr(context, "failover", None)
         if EXPECT_LOSS in tags and failover is not None:  # lost by the promotion, or never?
-            never = [r for r in audit.missing(acknowledged, admin())
-                     if r not in failover.on_old_primary]  # fmt: skip
+            never = [r for r in missing if r not in failover.on_old_primary]
             if never:
                 problems.append(
                     "the durability guard found payments lost that the old primary never "
