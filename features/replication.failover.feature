@@ -66,6 +66,49 @@ Feature: Failover: which payments the client was told about survive a promotion
         | on           |
         | remote_apply |
 
+  Rule: A network partition between the primary and the standby looks like a cut-off standby to the client, but the primary still lists the standby as streaming until its wal_sender_timeout
+
+    @changes-ledger @server-control
+    Scenario Outline: With synchronous_commit <level> and the network between the primary and the standby partitioned, the client <told>, and the promoted standby <holds> the payment
+      Given the primary waits for the standby to confirm each commit
+      And the application commits with synchronous_commit <level>
+      And the application does not retry
+      And the network between the primary and the standby is partitioned
+      And the application is paying 40.00 to dave with reference ref-615
+      When the primary crashes and the standby is promoted
+      Then the application <told>
+      And the new primary <holds> the payment ref-615
+
+      @expect-loss
+      Examples: The primary does not wait for the standby: the client is told, and the payment is lost
+        | level | told                    | holds         |
+        | off   | was told it was applied | does not hold |
+        | local | was told it was applied | does not hold |
+
+      Examples: The primary waits for the standby: the client is never told, so nothing it was told is lost
+        | level        | told                        | holds         |
+        | remote_write | was not told it was applied | does not hold |
+        | on           | was not told it was applied | does not hold |
+        | remote_apply | was not told it was applied | does not hold |
+
+    @changes-ledger @server-control
+    Scenario: While the network between them is partitioned, a payment's COMMIT waits for the standby, which the primary still lists as streaming
+      Given the primary waits for the standby to confirm each commit
+      And the network between the primary and the standby is partitioned
+      When the application is paying 40.00 to dave with reference ref-616
+      Then the payment's COMMIT waits for the standby
+      And the primary still lists the standby as streaming
+
+    @changes-ledger @server-control
+    Scenario: A payment's COMMIT waits while the standby's processes are stopped, and the client is told it was applied once they continue
+      Given the primary waits for the standby to confirm each commit
+      And the standby's processes are stopped
+      And the application is paying 40.00 to dave with reference ref-617
+      When the standby's processes continue
+      Then the application was told it was applied
+      And the payment's COMMIT waited for the standby
+      And the balance of dave is 40.00
+
   Rule: A COMMIT waiting for a standby that is gone waits without bound; cancelled, it is in doubt: the primary shows it, a promotion may lose it, and the ledger never calls it applied
 
     @changes-ledger @server-control
@@ -110,6 +153,24 @@ Feature: Failover: which payments the client was told about survive a promotion
       And the balance of dave is 40.00
       And exactly one operation has the reference ref-632
 
+  Rule: A lost reply to COMMIT followed by a failover leaves the payment applied exactly once, whether or not the new primary had received it
+
+    @changes-ledger @server-control @network
+    Scenario Outline: The reply to a payment's COMMIT is lost and the primary fails over while the ledger waits to retry; the retry <finds>
+      Given the application connects through an address that follows the primary, as a virtual IP does
+      And <replication>
+      And the network will lose the reply to the next commit, and recover while the ledger waits to retry
+      And the primary will crash and the standby be promoted while the ledger waits to retry
+      When the application pays 40.00 to dave with reference ref-681
+      Then it succeeds, reporting the operation as <reported>
+      And exactly one operation has the reference ref-681
+      And the balance of dave is 40.00
+
+      Examples:
+        | replication                                              | finds                                            | reported        |
+        | the primary waits for the standby to confirm each commit | the payment on the new primary by its reference  | already applied |
+        | the standby is cut off from the primary                  | the new primary without the payment, and pays it | applied now     |
+
   Rule: A standby shows only what it has replayed, and refuses writes
 
     @changes-ledger @server-control
@@ -133,6 +194,25 @@ Feature: Failover: which payments the client was told about survive a promotion
       When the application pays 40.00 to dave with reference ref-643 on the standby
       Then it fails with read_only_sql_transaction
       And no payment for dave is in the ledger
+
+  Rule: A long report on the standby is cancelled when replay must remove row versions it may still read, unless the standby tells the primary which ones its queries need
+
+    @changes-ledger @server-control
+    Scenario: A report on the standby that outlasts max_standby_streaming_delay is cancelled with serialization_failure once the primary vacuums away the rows it reads
+      Given the standby cancels queries in the way of its replay after 0.1 seconds
+      And a report on the standby is adding up the balances, taking 1.5 seconds
+      When the application pays 40.00 to dave with reference ref-645
+      And the primary vacuums the accounts
+      Then the report fails with serialization_failure, cancelled by a conflict with recovery
+
+    @changes-ledger @server-control
+    Scenario: With hot_standby_feedback, the same report on the standby completes, showing the balances as they were when it began
+      Given the standby cancels queries in the way of its replay after 0.1 seconds
+      And the standby tells the primary which row versions its queries still read
+      And a report on the standby is adding up the balances, taking 1.5 seconds
+      When the application pays 40.00 to dave with reference ref-646
+      And the primary vacuums the accounts
+      Then the report shows balances adding up to 100.00
 
   Rule: An application finds the new primary only if its connection string lists it
 

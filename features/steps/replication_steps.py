@@ -1,7 +1,7 @@
 """Replication and failover: a primary, its standby, a promotion (``context.failover``)."""
 
 from behave import given, then, when
-from hamcrest import assert_that, empty, equal_to, is_not
+from hamcrest import assert_that, contains_string, empty, equal_to, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.faults.replication import STANDBY
@@ -44,6 +44,9 @@ def step_connects(context, how):
 
 
 @given(
+    "the application is paying {amount:Money} to {account:Account} with reference {reference:Reference}"
+)
+@when(
     "the application is paying {amount:Money} to {account:Account} with reference {reference:Reference}"
 )
 def step_paying(context, amount, account, reference):
@@ -149,3 +152,86 @@ def step_paid_in_doubt(context, amount, account, reference):
     step_paying(context, amount, account, reference)
     step_cancel_wait(context)
     step_payment_fails(context, "transaction_resolution_unknown")
+
+
+@given("the network between the primary and the standby is partitioned")
+def step_partitioned(context):
+    context.failover.partition()
+
+
+@then("the payment's COMMIT waits for the standby")
+@then("the payment's COMMIT waited for the standby")
+def step_commit_waits(context):
+    assert_that(context.failover.waited, equal_to(True), "the COMMIT seen waiting (SyncRep)")
+
+
+@then("the primary still lists the standby as streaming")
+def step_still_streaming(context):
+    assert_that(
+        context.failover.primary_lists_standby_streaming(), equal_to(True),
+        "the standby streaming in the primary's pg_stat_replication",
+    )  # fmt: skip
+
+
+@given("the standby's processes are stopped")
+def step_standby_stopped(context):
+    context.failover.stop_standby()
+
+
+@when("the standby's processes continue")
+def step_standby_continues(context):
+    context.failover.resume_standby()
+
+
+@given("the application connects through an address that follows the primary, as a virtual IP does")
+def step_virtual_ip(context):
+    context.app.url = context.network.url()
+
+
+@given("the primary will crash and the standby be promoted while the ledger waits to retry")
+def step_failover_on_wait(context):
+    before = context.app.during_next_wait
+
+    def fail_over() -> None:
+        if before is not None:
+            before()
+        context.failover.crash_and_promote(context.workspace.schema, [])
+
+    context.app.during_next_wait = fail_over
+
+
+@given("the standby cancels queries in the way of its replay after {seconds:Seconds} seconds")
+def step_replay_wait(context, seconds):
+    context.failover.limit_replay_wait(seconds)
+
+
+@given("the standby tells the primary which row versions its queries still read")
+def step_feedback(context):
+    context.failover.send_feedback()
+
+
+@given("a report on the standby is adding up the balances, taking {seconds:Seconds} seconds")
+def step_report(context, seconds):
+    context.failover.start_report(
+        context.workspace.schema, "SELECT sum(balance) AS total FROM accounts", seconds
+    )
+
+
+@when("the primary vacuums the accounts")
+def step_vacuum(context):
+    context.failover.vacuum(context.workspace.schema, "accounts")
+
+
+@then("the report fails with {condition:Condition}, cancelled by a conflict with recovery")
+def step_report_cancelled(context, condition):
+    context.outcome = context.failover.report()
+    assert_that(context.outcome, fails_with(condition))
+    # The message PostgreSQL gives (src/backend/tcop/postgres.c).
+    assert_that(str(context.outcome.error), contains_string("conflict with recovery"))
+
+
+@then("the report shows balances adding up to {amount:Money}")
+def step_report_total(context, amount):
+    context.outcome = context.failover.report()
+    assert_that(context.outcome.error, equal_to(None), "the report on the standby")
+    assert_that(context.outcome.rows, equal_to([(amount,)]), "the report's total")

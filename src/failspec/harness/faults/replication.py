@@ -29,13 +29,20 @@ import sqlalchemy as sa
 
 from failspec.harness import waiting
 from failspec.harness.faults.healing import Healer
+from failspec.harness.faults.proxy import FaultProxy
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.servers.replication import Cluster
 
 #: The synchronous_commit levels, weakest first (docs: 19.5.1, synchronous_commit).
 LEVELS = ("off", "local", "remote_write", "on", "remote_apply")
 #: The failures of the matrix, as the feature names them.
-FAILURES = ("primary crash + promotion", "standby cut off + promotion")
+FAILURES = (
+    "primary crash + promotion",
+    "standby cut off + promotion",
+    "network partition + promotion",
+)
+#: The ``application_name`` of a report run on the standby.
+REPORT_APP = "failspec:report"
 #: The standby a scenario means by "the standby".
 STANDBY = "standby1"
 
@@ -98,6 +105,13 @@ class Failover:
         self._settled = False
         self._paused = False
         self._cut = False
+        self._partitioned = False
+        self._standby_stopped = False
+        #: The relay a partitioned standby streams through (embedded: the harness's
+        #: fault proxy between the standby and the primary's TCP port).
+        self._relay: FaultProxy | None = None
+        self._report: threading.Thread | None = None
+        self._report_outcome: list[Outcome] = []
         #: A cut-off standby reconnects, a paused replay resumes, by itself after
         #: ``healing.HEAL_AFTER`` seconds, so a regression fails its scenario instead of
         #: waiting for ever (a COMMIT waiting for the standby then completes).
@@ -128,6 +142,52 @@ class Failover:
         self._cut = True
         self._healer.arm(self._heal)
         self.failure = "standby cut off + promotion"
+
+    def partition(self) -> None:
+        """Partition the network between the primary and the standby once the standby
+        has everything so far: from then on nothing travels between them, and the
+        connection between them stays open, as when a link or a firewall silently drops
+        the traffic. Neither server notices before its own timeout
+        (``wal_sender_timeout``, ``wal_receiver_timeout``: 60 s by default, docs 19.6), so
+        the primary still lists the standby as streaming in ``pg_stat_replication``.
+
+        Embedded: the standby is made to stream through a relay of the harness (the fault
+        proxy) that then carries nothing either way, its kernel still acknowledging.
+        Docker: the standby's container leaves the cluster's network (it is unreachable
+        from the application too until the partition heals). Healed after
+        ``healing.HEAL_AFTER`` seconds, or before a promotion."""
+        self.settle()
+        self.cluster.catch_up(STANDBY)
+        if self.cluster.topology.isolates:
+            self.cluster.isolate(STANDBY)
+        else:
+            primary = self.cluster.primary.endpoint
+            self._relay = FaultProxy((primary.host, primary.port)).start()
+            self.cluster.stream_via(STANDBY, *self._relay.address)
+            self._relay.timeout()
+        self._partitioned = True
+        self._healer.arm(self._heal)
+        self.failure = "network partition + promotion"
+
+    def primary_lists_standby_streaming(self) -> bool:
+        """Whether the primary's ``pg_stat_replication`` shows the standby streaming."""
+        return self.cluster.streams_to(STANDBY)
+
+    def stop_standby(self) -> None:
+        """Stop every process of the standby where it stands (SIGSTOP; docker's pause),
+        once it has everything so far. Resumed after ``healing.HEAL_AFTER`` seconds."""
+        self.settle()
+        self.cluster.catch_up(STANDBY)
+        self.cluster.pause(STANDBY)
+        self._standby_stopped = True
+        self._healer.arm(self._heal)
+
+    def resume_standby(self) -> None:
+        """Let the stopped standby run again."""
+        self._healer.cancel()
+        with self._healer.lock:
+            self._standby_stopped = False
+            self.cluster.resume(STANDBY)
 
     def pause_replay(self) -> None:
         """Pause the standby's replay once it has replayed everything so far."""
@@ -169,12 +229,34 @@ class Failover:
         self.cluster.crash(old)
         refused = self.cluster.member(old).refusal()
         assert refused is not None, f"the old primary ({old}) still accepts connections"
+        if self._partitioned:
+            # A failover manager promotes a standby it can reach: the partition heals,
+            # and what the old primary had sent into it is gone with the old primary
+            # (docker: its container and network namespace; embedded: the relay drops
+            # what it held, rather than deliver it as a healed link would to a live peer).
+            with self._healer.lock:
+                self._partitioned = False
+                if self._relay is not None:
+                    self._relay.close()
+                    self._relay = None
+                else:
+                    self.cluster.reconnect_network(STANDBY)
+        self._heal()
         self.cluster.promote(STANDBY)
 
     # -- a payment in the background ---------------------------------------------------
 
     def _heal(self) -> None:
         with self._healer.lock, contextlib.suppress(Exception):
+            if self._standby_stopped:
+                self._standby_stopped = False
+                self.cluster.resume(STANDBY)
+            if self._partitioned:
+                self._partitioned = False
+                if self._relay is not None:
+                    self._relay.restore()
+                else:
+                    self.cluster.reconnect_network(STANDBY)
             if self._cut:
                 self._cut = False
                 self.cluster.reconnect(STANDBY)
@@ -276,9 +358,93 @@ class Failover:
         if thread is not None and thread.is_alive():
             waiting.until(lambda: not thread.is_alive(), timeout=self.timeout,
                           what="the application's payment to end")  # fmt: skip
-        if self._paused and STANDBY in self.cluster.members:
-            with self._healer.lock, contextlib.suppress(Exception):
-                self.cluster.resume_replay(STANDBY)
+        if STANDBY in self.cluster.members:
+            self._paused = self._paused and STANDBY in self.cluster.standby_names()
+            self._cut = False  # the cluster is rebuilt: a cut-off standby is not waited for
+            self._heal()  # a stopped standby runs, a partition heals, replay resumes
+        report = self._report
+        if report is not None and report.is_alive():
+            waiting.until(lambda: not report.is_alive(), timeout=self.timeout,
+                          what="the report on the standby to end")  # fmt: skip
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
+
+    # -- reading on the standby ------------------------------------------------------------
+
+    def limit_replay_wait(self, seconds: float) -> None:
+        """Replay on the standby waits at most ``seconds`` for queries in its way before
+        it cancels them (``max_standby_streaming_delay``; docs 26.4.2 "Handling Query
+        Conflicts")."""
+        self.settle()
+        self.cluster.set_on(STANDBY, "max_standby_streaming_delay", f"{round(seconds * 1000)}ms")
+
+    def send_feedback(self) -> None:
+        """The standby tells the primary the oldest snapshot its queries use
+        (``hot_standby_feedback``), so VACUUM on the primary keeps the row versions they
+        may read (docs 26.4.2). Returns once the primary holds it (the standby's slot in
+        ``pg_replication_slots`` has an ``xmin``: through a slot the feedback goes there,
+        not to ``pg_stat_replication.backend_xmin``)."""
+        self.settle()
+        self.cluster.set_on(STANDBY, "hot_standby_feedback", "on")
+        waiting.until(
+            lambda: self.cluster.primary_holds_feedback(STANDBY), timeout=self.timeout,
+            what="the primary holding the standby's oldest snapshot",
+        )  # fmt: skip
+
+    def start_report(self, schema: str, sql: str, seconds: float) -> None:
+        """Run ``sql`` on the standby in a thread, in ``schema``, padded to take at least
+        ``seconds`` (``pg_sleep`` in the same statement, so the statement holds its
+        snapshot that long); return once the standby shows it running
+        (``pg_stat_activity``, ``state = 'active'``). :meth:`report` gives its outcome."""
+        self.settle()
+        member = self.cluster.member(STANDBY)
+        statement = sa.text(f"SELECT * FROM ({sql}) AS report, pg_sleep(:s)")
+        outcome: list[Outcome] = []
+
+        def read() -> list[Any]:
+            engine = member.engine(
+                poolclass=sa.pool.NullPool, connect_args={"application_name": REPORT_APP}
+            )
+            try:
+                with engine.connect() as conn:
+                    conn.execute(sa.text(f"SET search_path TO {schema}"))
+                    return [row[:-1] for row in conn.execute(statement, {"s": seconds}).all()]
+            finally:
+                engine.dispose()
+
+        def run() -> None:
+            outcome.append(capture("the report on the standby", read))
+
+        self._report_outcome = outcome
+        self._report = threading.Thread(target=run, name="failspec-report", daemon=True)
+        self._report.start()
+
+        def running() -> bool:
+            return bool(outcome) or bool(
+                self.cluster._scalar(
+                    STANDBY,
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :a "
+                    "AND state = 'active'",
+                    a=REPORT_APP,
+                )
+            )
+
+        waiting.until(running, timeout=self.timeout, what="the report running on the standby")
+
+    def report(self) -> Outcome:
+        """The report's outcome, once it has ended (within the timeout)."""
+        thread = self._report
+        assert thread is not None, "no report was started on the standby"
+        waiting.until(lambda: not thread.is_alive(), timeout=self.timeout, what="the report")
+        return self._report_outcome[0]
+
+    def vacuum(self, schema: str, table: str) -> None:
+        """``VACUUM`` ``table`` of ``schema`` on the primary: it removes the row versions
+        no snapshot it knows of can see, and writes their removal to the WAL, which the
+        standby replays (docs 26.4.2: "cleanup records")."""
+        with self.cluster.control(self.cluster.primary_name) as conn:
+            conn.execute(sa.text(f"VACUUM {schema}.{table}"))
 
     def reads_on_standby(self, schema: str, sql: str, **params: Any) -> list[Any]:
         """Rows ``sql`` returns on the standby, in the scenario's schema."""

@@ -47,6 +47,17 @@ def conninfo(primary: EmbeddedPostgres, application_name: str) -> str:
     )
 
 
+def relay_conninfo(primary: EmbeddedPostgres, application_name: str, host: str, port: int) -> str:
+    """The libpq connection string a standby named ``application_name`` streams from
+    ``primary`` with through a TCP relay at ``host``:``port`` that forwards to the
+    primary's TCP port: as the primary's role, with its password (the template's
+    ``pg_hba.conf`` asks TCP connections for scram-sha-256, replication ones too)."""
+    return (
+        f"host={host} port={port} user={SUPERUSER} password={primary.password} "
+        f"application_name={application_name} connect_timeout=2"
+    )
+
+
 def clone(primary: EmbeddedPostgres, name: str, *, ready_timeout: float) -> EmbeddedPostgres:
     """A new standby of the running ``primary``, named ``name``, started and streaming.
 

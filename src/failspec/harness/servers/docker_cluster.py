@@ -23,6 +23,7 @@ import tarfile
 
 import docker
 import docker.errors
+import docker.models.networks
 import sqlalchemy as sa
 from testcontainers.core.network import Network
 
@@ -208,6 +209,23 @@ class DockerTopology(Topology):
         server.version = primary.version
         return server
 
+    isolates = True
+
+    def isolate(self, member: Server) -> None:
+        """Disconnect ``member``'s container from the cluster's network (``docker network
+        disconnect``): its interface there goes, so its peers' packets to it are lost and
+        its published port answers nothing; the connections it had stay open on the
+        other end until a timeout notices."""
+        assert isinstance(member, DockerMember)
+        _network_of(member).disconnect(member.container.get_wrapped_container())
+
+    def reconnect_network(self, member: Server) -> None:
+        """Connect ``member``'s container to the cluster's network again, under its alias
+        (Docker gives it back its address when it is free, as it is here)."""
+        assert isinstance(member, DockerMember)
+        wrapped = member.container.get_wrapped_container()
+        _network_of(member).connect(wrapped, aliases=[member.alias])
+
     def rejoin(self, old: Server, new_primary: Server, name: str) -> None:
         assert isinstance(old, DockerMember) and isinstance(new_primary, DockerMember)
         wrapped = old.container.get_wrapped_container()
@@ -221,6 +239,14 @@ class DockerTopology(Topology):
         line = f"{new_primary.alias} {name} {new_primary.address()}\n"
         wrapped.put_archive(REJOIN_DIR, _file_archive(REJOIN_FILE, line))
         old.restart()  # the member script rewinds, then starts the server as a standby
+
+
+def _network_of(member: DockerMember) -> docker.models.networks.Network:
+    """The Docker SDK's handle on the network of ``member``'s topology."""
+    assert member.topology.network is not None
+    client = member.container.get_wrapped_container().client
+    assert client is not None, "the container has no Docker client"
+    return client.networks.get(member.topology.network.name)
 
 
 def _create_slot(server: DockerMember, name: str) -> None:

@@ -128,6 +128,10 @@ class EmbeddedTopology(Topology):
         server.version = primary.version
         return server
 
+    def relay_conninfo(self, primary: Server, name: str, host: str, port: int) -> str:
+        assert isinstance(primary, EmbeddedServer)
+        return standby.relay_conninfo(primary.pg, name, host, port)
+
     def rejoin(self, old: Server, new_primary: Server, name: str) -> None:
         assert isinstance(old, EmbeddedServer) and isinstance(new_primary, EmbeddedServer)
         standby.rejoin(old.pg, new_primary.pg, name)

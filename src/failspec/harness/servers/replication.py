@@ -61,6 +61,29 @@ class Topology(ABC):
         -C -S name -R``), named ``name`` (its ``application_name`` towards the primary,
         and its replication slot), started and streaming. Raises ``SetupError``."""
 
+    #: How a standby is partitioned from its primary (:meth:`Cluster.isolate`): True
+    #: when the topology takes the member off the network (docker: the container leaves
+    #: the cluster's network, so nothing reaches it, the application neither); False when
+    #: the harness puts a relay of its own between the two (:meth:`relay_conninfo`).
+    isolates = False
+
+    def relay_conninfo(self, primary: Server, name: str, host: str, port: int) -> str:
+        """The ``primary_conninfo`` with which standby ``name`` streams from ``primary``
+        through a TCP relay at ``host``:``port`` (libpq "Parameter Key Words"). Raises
+        ``NotImplementedError`` on a topology whose members cannot reach the harness's
+        relay (:attr:`isolates` is then True)."""
+        raise NotImplementedError(f"{self.backend}: members cannot stream through a relay")
+
+    def isolate(self, member: Server) -> None:
+        """Take ``member`` off the network: nothing reaches it or leaves it, and the
+        connections it had stay open, unanswered. Raises ``NotImplementedError`` where
+        :attr:`isolates` is False."""
+        raise NotImplementedError(f"{self.backend}: members cannot be taken off the network")
+
+    def reconnect_network(self, member: Server) -> None:
+        """Undo :meth:`isolate`: ``member`` is on the network again at its old address."""
+        raise NotImplementedError(f"{self.backend}: members cannot be taken off the network")
+
     @abstractmethod
     def rejoin(self, old: Server, new_primary: Server, name: str) -> None:
         """Bring ``old``, a primary that crashed or stopped, back as a standby named
@@ -221,9 +244,48 @@ class Cluster:
         )  # fmt: skip
 
     def reconnect(self, name: str) -> None:
-        """Undo :meth:`cut`; returns once the standby streams again."""
+        """Undo :meth:`cut` or :meth:`stream_via`: the standby streams with the
+        ``primary_conninfo`` it had before; returns once it does."""
         self.set_on(name, "primary_conninfo", self._conninfo.pop(name))
         self.wait_streaming(name)
+
+    def stream_via(self, name: str, host: str, port: int) -> None:
+        """Make standby ``name`` stream from the primary through a TCP relay at
+        ``host``:``port`` (the WAL receiver restarts with the new ``primary_conninfo``);
+        returns once the primary streams to it over TCP (``pg_stat_replication``'s
+        ``client_addr`` is set; over a Unix socket it is null). :meth:`reconnect` undoes it."""
+        conninfo = self.topology.relay_conninfo(self.primary, name, host, port)
+        self._conninfo.setdefault(
+            name, self._scalar(name, "SELECT current_setting('primary_conninfo')")
+        )
+        self.set_on(name, "primary_conninfo", conninfo)
+        waiting.until(
+            lambda: self._scalar(
+                self.primary_name,
+                "SELECT count(*) FROM pg_stat_replication WHERE application_name = :n "
+                "AND state = 'streaming' AND client_addr IS NOT NULL",
+                n=name,
+            ), timeout=self.connect_timeout * 2, what=f"{name} streaming through the relay",
+        )  # fmt: skip
+
+    def isolate(self, name: str) -> None:
+        """Take member ``name`` off the network (:meth:`Topology.isolate`)."""
+        self.touched = True
+        self.topology.isolate(self.member(name))
+
+    def reconnect_network(self, name: str) -> None:
+        """Put member ``name`` back on the network (:meth:`Topology.reconnect_network`)."""
+        self.topology.reconnect_network(self.member(name))
+
+    def pause(self, name: str) -> None:
+        """Stop every process of member ``name`` where it stands (SIGSTOP; docker's
+        pause): its connections stay open, unanswered."""
+        self.touched = True
+        self.member(name).pause()
+
+    def resume(self, name: str) -> None:
+        """Let member ``name``'s processes run again (SIGCONT; docker's unpause)."""
+        self.member(name).resume()
 
     def streams_to(self, name: str) -> bool:
         """Whether the primary has a WAL sender streaming to standby ``name``."""
@@ -232,6 +294,18 @@ class Cluster:
                 self.primary_name,
                 "SELECT count(*) FROM pg_stat_replication WHERE application_name = :n "
                 "AND state = 'streaming'",
+                n=name,
+            )
+        )
+
+    def primary_holds_feedback(self, name: str) -> bool:
+        """Whether the primary keeps row versions for standby ``name``'s queries: its
+        replication slot has an ``xmin`` (``hot_standby_feedback``)."""
+        return bool(
+            self._scalar(
+                self.primary_name,
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = :n "
+                "AND xmin IS NOT NULL",
                 n=name,
             )
         )
