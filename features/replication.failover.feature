@@ -163,6 +163,7 @@ Feature: Failover: which payments the client was told about survive a promotion
       And the primary will crash and the standby be promoted while the ledger waits to retry
       When the application pays 40.00 to dave with reference ref-681
       Then it succeeds, reporting the operation as <reported>
+      And the standby has been promoted and is the primary the ledger is read from
       And exactly one operation has the reference ref-681
       And the balance of dave is 40.00
 

@@ -160,9 +160,19 @@ def step_partitioned(context):
 
 
 @then("the payment's COMMIT waits for the standby")
-@then("the payment's COMMIT waited for the standby")
 def step_commit_waits(context):
+    assert_that(context.failover.commit_waiting(), equal_to(True), "the COMMIT waiting now")
+
+
+@then("the payment's COMMIT waited for the standby")
+def step_commit_waited(context):
     assert_that(context.failover.waited, equal_to(True), "the COMMIT seen waiting (SyncRep)")
+
+
+@then("the standby has been promoted and is the primary the ledger is read from")
+def step_promoted(context):
+    assert_that(context.cluster.primary_name, equal_to(STANDBY), "the primary of the moment")
+    assert_that(context.cluster.in_recovery(STANDBY), equal_to(False), "the standby in recovery")
 
 
 @then("the primary still lists the standby as streaming")

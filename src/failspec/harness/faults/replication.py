@@ -338,6 +338,12 @@ class Failover:
                 ).scalar()
             )
 
+    def commit_waiting(self) -> bool:
+        """Whether the background operation is still running and its COMMIT waits for
+        the standby now (``wait_event = 'SyncRep'`` on the primary)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive() and self._waiting_for_standby()
+
     def finish(self) -> Outcome:
         """The background operation's outcome, once it has ended (within the timeout)."""
         thread = self._thread
