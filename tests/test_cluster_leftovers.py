@@ -3,7 +3,9 @@
 start stops them): no PostgreSQL process, no server directory, no container, no network.
 
 Each run is behave on tests/fixtures/interrupt-cluster, whose one @replication scenario
-cuts the standby off, writes where its cluster is to FAILSPEC_TEST_MARKER and waits for
+puts a replication fault in force (FAILSPEC_TEST_FAULT: the standby cut off, the network
+between primary and standby partitioned, or the standby's processes stopped), writes
+where its cluster is to FAILSPEC_TEST_MARKER and waits for
 the signal; the test signals it once that file is written (no sleep).
 """
 
@@ -29,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "tests" / "fixtures" / "interrupt-cluster"
 #: How long a run may take to stand up its server and its cluster, and reach the step (s).
 STARTED = 120
+#: The faults a run is interrupted in: ``Failover``'s verbs, each undone by the scenario's end.
+FAULTS = ("cut_off", "partition", "stop_standby")
 #: What the docker backend's runs need here: the harness removes its own containers.
 DOCKER_ENV = {
     "TESTCONTAINERS_RYUK_DISABLED": "true",
@@ -51,7 +55,7 @@ class ClusterRun:
         self.pid = self.process.pid
 
     def wait_for_the_cluster(self) -> dict:
-        """What the run's step wrote, once it has (the standby is then cut off)."""
+        """What the run's step wrote, once it has (its fault is then in force)."""
 
         def reported() -> str | None:
             if self.process.poll() is not None:  # it ended before the step: say why
@@ -131,10 +135,13 @@ def reaped_after() -> Iterator[None]:
 
 
 @pytest.mark.server
-def test_a_run_interrupted_with_its_standby_cut_off_stops_the_cluster_and_leaves_nothing(
-    tmp_path, reaped_after
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_run_interrupted_in_a_replication_fault_stops_the_cluster_and_leaves_nothing(
+    tmp_path, reaped_after, fault
 ):
-    run = ClusterRun(tmp_path / "cluster.json", "-D", "backend=embedded")
+    run = ClusterRun(
+        tmp_path / "cluster.json", "-D", "backend=embedded", env={"FAILSPEC_TEST_FAULT": fault}
+    )
     try:
         bases, server = the_runs_servers(run)
 
@@ -149,8 +156,11 @@ def test_a_run_interrupted_with_its_standby_cut_off_stops_the_cluster_and_leaves
 
 
 @pytest.mark.server
-def test_a_cluster_left_by_a_killed_run_is_stopped_by_the_next_start(tmp_path, reaped_after):
-    run = ClusterRun(tmp_path / "cluster.json", "-D", "backend=embedded")
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_cluster_left_by_a_killed_run_is_stopped_by_the_next_start(tmp_path, reaped_after, fault):
+    run = ClusterRun(
+        tmp_path / "cluster.json", "-D", "backend=embedded", env={"FAILSPEC_TEST_FAULT": fault}
+    )
     try:
         bases, server = the_runs_servers(run)
 
@@ -201,10 +211,10 @@ def client(docker_image: str) -> Iterator:
     the_client.close()
 
 
-def docker_run(tmp_path: Path, docker_image: str) -> ClusterRun:
+def docker_run(tmp_path: Path, docker_image: str, fault: str = "cut_off") -> ClusterRun:
     return ClusterRun(
         tmp_path / "cluster.json", "-D", "backend=docker", "-D", f"pg_image={docker_image}",
-        env=DOCKER_ENV,
+        env={**DOCKER_ENV, "FAILSPEC_TEST_FAULT": fault},
     )  # fmt: skip
 
 
@@ -217,10 +227,11 @@ def the_runs_containers(run: ClusterRun, client) -> tuple[list[str], list[str]]:
     return containers, networks
 
 
-def test_a_docker_run_interrupted_with_its_standby_cut_off_leaves_no_container_or_network(
-    tmp_path, client, docker_image
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_docker_run_interrupted_in_a_replication_fault_leaves_no_container_or_network(
+    tmp_path, client, docker_image, fault
 ):
-    run = docker_run(tmp_path, docker_image)
+    run = docker_run(tmp_path, docker_image, fault)
     try:
         the_runs_containers(run, client)
 

@@ -64,6 +64,10 @@ FAILURES = {
     "standby cut off + promotion": (
         "the standby is cut off, then the primary crashes and the standby is promoted"
     ),
+    "network partition + promotion": (
+        "the network between primary and standby is partitioned, then the primary crashes "
+        "and the standby is promoted"
+    ),
 }
 
 
