@@ -56,7 +56,7 @@ from failspec.conditions import condition_of
 from failspec.harness.concurrency import cycles
 from failspec.harness.concurrency.isolation import LEVELS
 from failspec.harness.scenario.workspace import Workspace
-from failspec.ledger import Ledger, RetryPolicy, Transfer
+from failspec.ledger import Ledger, Transfer
 
 #: A key takes this many appends before it is retired (Elle's default max-writes-per-key).
 APPENDS_PER_KEY = 32
@@ -132,7 +132,8 @@ class ListAppends:
                 if self.appends[key] >= APPENDS_PER_KEY:
                     self.retire(key)
             places = [i for i, op in enumerate(ops) if op[0] == cycles.APPEND]
-            for place, op in zip(places, sorted((ops[i] for i in places), key=lambda o: o[1])):
+            in_order = sorted((ops[i] for i in places), key=lambda o: o[1])
+            for place, op in zip(places, in_order, strict=True):
                 ops[place] = op
             return next(self.ids), ops
 
@@ -213,12 +214,16 @@ def session_engines(
     if level not in LEVELS:
         raise ValueError(f"{level!r} is not one of {LEVELS}")
     bound = round(STATEMENT_TIMEOUT_MS * timeout_scale)
-    options = f"{workspace.connect_args()['options']} -c statement_timeout={bound}"
+    options = {"options": f"{workspace.connect_args()['options']} -c statement_timeout={bound}"}
+    isolation = SQLALCHEMY_LEVELS[level]
     return [
         workspace.engine(
-            label=f"generated session S{n}", pool_size=1, max_overflow=0,
-            isolation_level=SQLALCHEMY_LEVELS[level], connect_args={"options": options},
-        )  # fmt: skip
+            label=f"generated session S{n}",
+            pool_size=1,
+            max_overflow=0,
+            isolation_level=isolation,
+            connect_args=options,
+        )
         for n in range(1, sessions + 1)
     ]
 
@@ -275,9 +280,7 @@ def run_list_append(
 
     started = time.perf_counter()
     bound = max(60.0, transactions / sessions) * timeout_scale
-    _in_parallel(
-        [lambda n=n, e=e: session(f"S{n}", e) for n, e in enumerate(engines, 1)], bound
-    )
+    _in_parallel([lambda n=n, e=e: session(f"S{n}", e) for n, e in enumerate(engines, 1)], bound)
     run.duration_s = time.perf_counter() - started
     with engines[0].connect() as conn:
         final = [(cycles.READ, key, None) for key in sorted(generator.used)]
@@ -362,9 +365,7 @@ def run_bank(
 
     started = time.perf_counter()
     bound = max(60.0, transactions / sessions) * timeout_scale
-    _in_parallel(
-        [lambda n=n, e=e: session(f"S{n}", e) for n, e in enumerate(engines, 1)], bound
-    )
+    _in_parallel([lambda n=n, e=e: session(f"S{n}", e) for n, e in enumerate(engines, 1)], bound)
     run.duration_s = time.perf_counter() - started
     for engine in engines:
         engine.dispose()
