@@ -50,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
+import networkx as nx  # type: ignore[import-untyped]  # networkx ships no type hints
 
 #: An operation of a transaction: ``("r", key, list or None)`` or ``("a", key, value)``.
 READ, APPEND = "r", "a"

@@ -36,6 +36,7 @@ condition; any other failure ends the workload with an error.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
@@ -280,7 +281,7 @@ def run_list_append(
 
     started = time.perf_counter()
     bound = max(60.0, transactions / sessions) * timeout_scale
-    _in_parallel([lambda n=n, e=e: session(f"S{n}", e) for n, e in enumerate(engines, 1)], bound)
+    _in_parallel([functools.partial(session, f"S{n}", e) for n, e in enumerate(engines, 1)], bound)
     run.duration_s = time.perf_counter() - started
     with engines[0].connect() as conn:
         final = [(cycles.READ, key, None) for key in sorted(generator.used)]
@@ -365,7 +366,7 @@ def run_bank(
 
     started = time.perf_counter()
     bound = max(60.0, transactions / sessions) * timeout_scale
-    _in_parallel([lambda n=n, e=e: session(f"S{n}", e) for n, e in enumerate(engines, 1)], bound)
+    _in_parallel([functools.partial(session, f"S{n}", e) for n, e in enumerate(engines, 1)], bound)
     run.duration_s = time.perf_counter() - started
     for engine in engines:
         engine.dispose()
