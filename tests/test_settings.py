@@ -95,7 +95,7 @@ def test_a_timeout_scale_from_1_to_10_is_taken(scale):
 
 def test_the_generated_workloads_seed_and_length_come_from_userdata_or_the_environment():
     default = Settings.from_sources({}, {})
-    assert (default.seed, default.workload_transactions) == (None, 300)
+    assert (default.seed, default.workload_transactions) == (None, 2000)
     environ = {"FAILSPEC_SEED": "42", "FAILSPEC_WORKLOAD_TRANSACTIONS": "1000"}
     assert Settings.from_sources({}, environ).seed == 42
     assert Settings.from_sources({}, environ).workload_transactions == 1000

@@ -61,7 +61,7 @@ class Settings:
     #: The seed of the generated workloads (None: a new one each run, printed).
     seed: int | None = None
     #: How many transactions each generated scenario runs (its run length).
-    workload_transactions: int = 300
+    workload_transactions: int = 2000
 
     @classmethod
     def from_sources(cls, userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
