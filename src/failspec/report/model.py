@@ -452,7 +452,7 @@ def _generated(data: dict[str, Any]) -> Generated:
         tables.append(
             GeneratedTable(
                 workload,
-                WORKLOADS.get(workload, workload),
+                WORKLOADS.get(workload) or workload,
                 [(level, by_level[level]) for level in levels],
                 rows,
             )
