@@ -45,6 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout  # not the builtin on 3.10
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -238,7 +239,7 @@ def _in_parallel(work: list[Callable[[], None]], bound: float) -> None:
         for future in futures:
             try:
                 future.result(timeout=max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
+            except FutureTimeout:
                 raise WorkloadError(f"the workload did not finish within {bound:.0f} s") from None
 
 
