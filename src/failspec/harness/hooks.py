@@ -59,10 +59,12 @@ from behave.reporter.base import Reporter
 from behave.reporter.junit import JUnitReporter
 from sqlalchemy.engine import Connection
 
+from failspec import drivers
 from failspec.conditions import first_line
 from failspec.harness import servers, waiting
 from failspec.harness.concurrency.interleaving import Interleaving
 from failspec.harness.concurrency.isolation import History, Matrix
+from failspec.harness.driver_matrix import DriverMatrix
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import packet_filter
 from failspec.harness.faults.hangs import HangMatrix
@@ -107,6 +109,8 @@ LOG_LINES = 400
 HANG_MATRIX = "hang-matrix.json"
 #: The replication matrix's file, next to the others.
 REPLICATION_MATRIX = "replication-matrix.json"
+#: The driver matrix's file (failspec.harness.driver_matrix), next to the others.
+DRIVER_MATRIX = "driver-matrix.json"
 #: Reports the harness writes next to behave's (besides the isolation matrix).
 OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY, record.RUN_RECORD)
 #: How long a concurrent session's action may take to finish, block or pause (s).
@@ -129,6 +133,7 @@ def before_all(context: Any) -> None:
         context.config.setup_logging()  # otherwise behave's log capture shows it on failure
     try:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)
+        drivers.use(context.settings.driver)  # before the first connection
         packet_filter.reap_stale_rules()  # what runs that died left, whatever the backend
         context.server = servers.start(context.settings)
     except SetupError as error:
@@ -143,11 +148,13 @@ def before_all(context: Any) -> None:
     context.matrix = Matrix()
     context.hang_matrix = HangMatrix()
     context.replication_matrix = ReplicationMatrix()
+    context.driver_matrix = DriverMatrix()
     context.run_metrics = Metrics(context.server.backend, context.server.version)
     context.evidence = {}
     for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS),
                   reports_dir(context) / HANG_MATRIX,
-                  reports_dir(context) / REPLICATION_MATRIX):  # fmt: skip
+                  reports_dir(context) / REPLICATION_MATRIX,
+                  reports_dir(context) / DRIVER_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
 
 
@@ -491,6 +498,9 @@ def after_all(context: Any) -> None:
         replication_matrix = getattr(context, "replication_matrix", None)
         if replication_matrix is not None and replication_matrix.cells:
             replication_matrix.write(reports_dir(context) / REPLICATION_MATRIX)
+        driver_matrix = getattr(context, "driver_matrix", None)
+        if driver_matrix is not None and driver_matrix.cells:
+            driver_matrix.write(reports_dir(context) / DRIVER_MATRIX)
         metrics = getattr(context, "run_metrics", None)
         figures = metrics.as_json() if metrics is not None else None  # once: run.json agrees
         if metrics is not None:
@@ -544,17 +554,23 @@ def run_record(
     matrix = getattr(context, "matrix", None)
     hang_matrix = getattr(context, "hang_matrix", None)
     replication_matrix = getattr(context, "replication_matrix", None)
+    driver_matrix = getattr(context, "driver_matrix", None)
     features = getattr(context, "all_features", None)
     return record.build(
         features.features if features is not None else [],
         context.config,
-        server={"backend": server.backend, "version": server.version} if server else None,
+        server=(
+            {"backend": server.backend, "version": server.version, "driver": str(drivers.current())}
+            if server
+            else None
+        ),
         stopped=stopped,
         metrics=figures,
         evidence=getattr(context, "evidence", None),
         isolation=matrix.as_json() if matrix is not None else None,
         hangs=hang_matrix.as_json() if hang_matrix is not None else None,
         replication=replication_matrix.as_json() if replication_matrix is not None else None,
+        drivers=driver_matrix.as_json() if driver_matrix is not None else None,
     )
 
 

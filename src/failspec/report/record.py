@@ -6,7 +6,8 @@ could not start (``write_setup_error``). The HTML report (failspec.report.html) 
 closing line (failspec.report.closing) are rendered from it alone. Its top-level keys:
 
 * ``format``: this shape's version (1);
-* ``server``: ``{"backend", "version"}`` of the run's server (None: none was had);
+* ``server``: ``{"backend", "version", "driver"}`` of the run's server and the driver it
+  was used with (None: none was had);
 * ``setup_error``: why the run could not start (None: it started);
 * ``stopped``: why and where a run that stopped early stopped (None: it did not), as
   failspec.harness.hooks.Stopping.record gives it: ``cause``, ``signal``, ``exit_code``,
@@ -22,6 +23,10 @@ closing line (failspec.report.closing) are rendered from it alone. Its top-level
 * ``hang_matrix``: ``{phase: {silence: cell}}`` (None: no scenario measured one);
 * ``replication_matrix``: ``{synchronous_commit level: {failure: cell}}``, each cell
   ``{"acknowledged", "waited", "told", "survived"}`` (None: no scenario measured one);
+* ``driver_matrix``: ``{failure: {"scenario", "expected": {driver: outcome}, "observed":
+  {driver: {"condition", "sqlstate", "message", "connection_invalidated", "as_expected"}}}}``
+  for the failures where the drivers differ (failspec.harness.driver_matrix; a merged
+  record holds both drivers' observations; None: no scenario stated one);
 * ``metrics``: the run's figures (failspec.harness.guards.metrics ``Metrics.as_json()["run"]``).
 
 Scenarios are every scenario of the features behave was given, in the files' order,
@@ -144,6 +149,7 @@ def build(
     isolation: dict[str, dict[str, str]] | None = None,
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
     replication: dict[str, dict[str, dict[str, Any]]] | None = None,
+    drivers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The record of a run from behave's model of its ``features`` (once behave has run
     them, e.g. in after_all) and the harness's parts (see :func:`attach`).
@@ -162,6 +168,7 @@ def build(
         "isolation_matrix": None,
         "hang_matrix": None,
         "replication_matrix": None,
+        "driver_matrix": None,
         "metrics": None,
     }
     for feature in features:
@@ -185,6 +192,7 @@ def build(
         isolation=isolation,
         hangs=hangs,
         replication=replication,
+        drivers=drivers,
     )
 
 
@@ -196,6 +204,7 @@ def attach(
     isolation: dict[str, dict[str, str]] | None = None,
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
     replication: dict[str, dict[str, dict[str, Any]]] | None = None,
+    drivers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Put the harness's parts into ``record`` (each given one replaces what it held):
 
@@ -204,7 +213,7 @@ def attach(
     * ``evidence``: location -> what the harness kept of a failed scenario;
     * ``isolation``: ``isolation.Matrix.as_json()``; ``hangs``: ``HangMatrix.as_json()``;
       ``replication``: ``faults.replication.ReplicationMatrix.as_json()`` (an empty one
-      leaves None, as for the others).
+      leaves None, as for the others); ``drivers``: ``DriverMatrix.as_json()``.
     """
     if metrics is not None:
         record["metrics"] = metrics.get("run")
@@ -220,6 +229,8 @@ def attach(
         record["hang_matrix"] = hangs or None
     if replication is not None:
         record["replication_matrix"] = replication or None
+    if drivers is not None:
+        record["driver_matrix"] = drivers or None
     return record
 
 
@@ -255,6 +266,7 @@ def setup_error(message: str) -> dict[str, Any]:
         "isolation_matrix": None,
         "hang_matrix": None,
         "replication_matrix": None,
+        "driver_matrix": None,
         "metrics": None,
     }
 
