@@ -199,7 +199,7 @@ def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports)
     written = read_record(reports)
     assert set(written) == {
         "format", "server", "setup_error", "stopped", "outcomes", "features",
-        "isolation_matrix", "hang_matrix", "replication_matrix", "metrics",
+        "isolation_matrix", "hang_matrix", "replication_matrix", "driver_matrix", "metrics",
     }  # fmt: skip
     assert written["outcomes"] == record.outcomes(written)
     assert written["outcomes"]["scenarios"] == {

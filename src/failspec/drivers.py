@@ -167,7 +167,9 @@ def notices(connection: Any) -> list[str]:
     """The server's notices on a DBAPI connection, in order, as text in libpq's layout
     (``WARNING:  message`` then ``DETAIL:  detail``): psycopg2's ``connection.notices``
     (it keeps the last 50); for psycopg, a list a notice handler fills from the first call
-    on (psycopg docs, "Server messages"). The caller may empty it."""
+    on (psycopg docs, "Server messages"). The caller may empty it. SQLAlchemy's psycopg2
+    dialect logs and empties the list after each statement it runs itself
+    (``_log_notices``): a COMMIT's notices stay."""
     if not is_psycopg3(connection):
         found = getattr(connection, "notices", None)
         return found if isinstance(found, list) else []
