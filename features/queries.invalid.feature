@@ -55,6 +55,6 @@ Feature: A query the database cannot run changes nothing and says exactly why
     # statement's text before sending it (psycopg2 docs, "Passing parameters to SQL queries").
     # A value of the wrong type is refused alike by both (invalid_text_representation).
     Scenario: A lock timeout set with a value sent apart from the statement is refused as a syntax error on psycopg only
-      When the application sets its lock timeout to 1s, sending the value apart from the statement
+      When the application sets its lock timeout to 1.5 seconds, sending the value apart from the statement
       Then on psycopg2 it succeeds; on psycopg it fails with syntax_error
       And the committed ledger is unchanged

@@ -25,9 +25,10 @@ def step_tried_mistake(context, mistake):
 
 
 @when(
-    "the application sets its lock timeout to {value}, sending the value apart from the statement"
+    "the application sets its lock timeout to {seconds:Seconds} seconds, sending the value apart from the statement"
 )
-def step_set_with_parameter(context, value):
+def step_set_with_parameter(context, seconds):
+    value = f"{seconds:g}s"
     set_it = _execute("SET LOCAL lock_timeout = %(value)s", {"value": value})
     context.outcome = context.app.session.run_alone(f"set lock_timeout to {value}", set_it)
 
