@@ -256,6 +256,8 @@ class Run:
     replication: ReplicationMatrix | None = None
     stopped: dict[str, Any] | None = None  # run.json "stopped", when the run stopped early
     drivers: DriverMatrix | None = None
+    #: The run's driver (run.json "server"; for a merged record, the first run's).
+    driver: str | None = None
     #: The drivers whose runs the record holds (run.json "server"'s driver, or a merged
     #: record's "merged_from").
     drivers_run: list[str] = field(default_factory=list)
@@ -321,6 +323,7 @@ def load_run(reports: Path) -> Run:
         stopped=data.get("stopped"),
         drivers=_driver_matrix(data["driver_matrix"]) if data.get("driver_matrix") else None,
         drivers_run=_drivers_run(data),
+        driver=(data.get("server") or {}).get("driver"),
     )
 
 
