@@ -2,8 +2,10 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
   A server protects itself: it ends a transaction left idle too long, it refuses a
   connection beyond its limit, and an administrator can end any session. The session
   ended loses the work of its open transaction, and only that, and the application
-  carries on with a new connection. The application is told only that the connection
-  was lost (connection_lost); the server states its reason in its log.
+  carries on with a new connection. What the application is told depends on its driver:
+  psycopg2 says only that the connection was lost (connection_lost), and the server
+  states its reason in its log; psycopg 3 passes on the reason the server sent as it
+  ended the session (admin_shutdown, idle_in_transaction_session_timeout).
 
   Background:
     Given the ledger holds these payments:
@@ -22,6 +24,7 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
       When the application leaves the transaction idle until the server ends its session
       And the application commits the transaction
       Then it fails because the connection was lost
+      And it fails with connection_lost on psycopg2, idle_in_transaction_session_timeout on psycopg
       And the server's log gives the reason "terminating connection due to idle-in-transaction timeout"
       And no payment for dave is in the ledger
 
@@ -64,7 +67,7 @@ Feature: The server ends a session or refuses one: the work in flight is lost, n
       And T2 locks the account of alice
       Then T2 is waiting for T1
       When an administrator ends T2's session
-      Then T2 fails with connection_lost
+      Then T2 fails with connection_lost on psycopg2, admin_shutdown on psycopg
       And the server's log gives the reason "terminating connection due to administrator command"
       When T1 commits
       Then T1 completes

@@ -46,3 +46,15 @@ Feature: A query the database cannot run changes nothing and says exactly why
         | a column that does not exist |
         | a division by zero           |
         | text where a number belongs  |
+
+  Rule: A value sent apart from its statement is bound by the server on psycopg and written into the statement by psycopg2: a statement that takes no values is refused on psycopg only
+
+    # psycopg 3 sends each value apart from the statement ($1) and the server binds it,
+    # which only SELECT, INSERT, UPDATE, DELETE and a few more accept: not SET (psycopg docs,
+    # "Server-side binding"; PostgreSQL docs, PREPARE). psycopg2 writes the value into the
+    # statement's text before sending it (psycopg2 docs, "Passing parameters to SQL queries").
+    # A value of the wrong type is refused alike by both (invalid_text_representation).
+    Scenario: A lock timeout set with a value sent apart from the statement is refused as a syntax error on psycopg only
+      When the application sets its lock timeout to 1.5 seconds, sending the value apart from the statement
+      Then on psycopg2 it succeeds; on psycopg it fails with syntax_error
+      And the committed ledger is unchanged

@@ -201,7 +201,7 @@ def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports)
     assert set(written) == {
         "format", "server", "setup_error", "stopped", "outcomes", "features",
         "isolation_matrix", "hang_matrix", "replication_matrix", "isolation_generated",
-        "metrics",
+        "driver_matrix", "metrics",
     }  # fmt: skip
     assert written["outcomes"] == record.outcomes(written)
     assert written["outcomes"]["scenarios"] == {

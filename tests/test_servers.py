@@ -59,7 +59,7 @@ def test_the_url_backend_uses_an_existing_server(server):
     url = server.endpoint.url().render_as_string(hide_password=False)
     found = servers.start(Settings(backend="url", db_url=url))
     assert found.version == server.version
-    assert found.banner().startswith("failspec: backend=url PostgreSQL")
+    assert found.banner().startswith("failspec: backend=url driver=psycopg2 PostgreSQL")
     assert server.endpoint.password not in found.banner()
 
 

@@ -26,6 +26,30 @@ def test_userdata_wins_over_its_environment_twin():
     assert settings.pg_bin == "/opt/pg/bin"
 
 
+def test_the_driver_is_psycopg2_unless_told_otherwise_by_userdata_or_its_twin():
+    assert Settings.from_sources({}, {}).driver == "psycopg2"
+    assert Settings.from_sources({}, {"FAILSPEC_DRIVER": "psycopg"}).driver == "psycopg"
+    told = Settings.from_sources({"driver": "psycopg2"}, {"FAILSPEC_DRIVER": "psycopg"})
+    assert told.driver == "psycopg2"
+
+
+def test_an_unknown_driver_is_one_clear_line_naming_the_choices():
+    with pytest.raises(SetupError) as caught:
+        Settings.from_sources({"driver": "asyncpg"}, {})
+    message = str(caught.value)
+    assert "asyncpg" in message and "psycopg2, psycopg" in message and "FAILSPEC_DRIVER" in message
+
+
+def test_a_database_urls_parameters_are_judged_by_the_chosen_drivers_libpq():
+    url = "postgresql://u@h/d?sslmode=require"
+    for driver in ("psycopg2", "psycopg"):
+        assert Settings.from_sources({"backend": "url", "db_url": url, "driver": driver}, {})
+    with pytest.raises(SetupError, match="not a libpq connection parameter"):
+        Settings.from_sources(
+            {"backend": "url", "db_url": "postgresql://u@h/d?colour=red", "driver": "psycopg"}, {}
+        )
+
+
 def test_database_url_comes_from_the_environment():
     settings = Settings.from_sources({"backend": "url"}, {"DATABASE_URL": "postgresql://u@h/d"})
     assert settings.db_url == "postgresql://u@h/d"
@@ -164,8 +188,8 @@ def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
     assert settings_module.main(["-D", "backend=embedded", "--tags", "not @slow", "features"]) == 0
     assert settings_module.main(["-Dbacknd=url", "features"]) == 2
     assert capsys.readouterr().err == (
-        "failspec: cannot run: unknown setting 'backnd': known are backend, db_url, pg_bin, "
-        "pg_image, pg_port, seed, standby_url, timeout_scale, workload_transactions\n"
+        "failspec: cannot run: unknown setting 'backnd': known are backend, db_url, driver, "
+        "pg_bin, pg_image, pg_port, seed, standby_url, timeout_scale, workload_transactions\n"
     )
 
 

@@ -10,6 +10,7 @@ from behave import given, then, use_fixture, when
 from hamcrest import assert_that, equal_to, greater_than_or_equal_to, less_than_or_equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec import drivers
 from failspec.harness.concurrency.cancellation import (
     Worker,
     cancel_as_administrator,
@@ -108,8 +109,8 @@ def step_waits_for_nothing(context, name):
 @then("{name:Session} is still connected to the same server process")
 def step_same_process(context, name):
     connection = context.sessions[name].dbapi_connection
-    is_open = connection.closed == 0  # psycopg2: 0 while open, not once closed or broken
-    seen = {"open": is_open, "server process": connection.get_backend_pid() if is_open else None}
+    is_open = drivers.is_open(connection)
+    seen = {"open": is_open, "server process": drivers.backend_pid(connection) if is_open else None}
     expected = {"open": True, "server process": context.cancelled[name]}
     assert_that(seen, equal_to(expected), f"{name}'s connection")
     assert_that(_work(context, name) is not None, equal_to(True), "the server has that process")

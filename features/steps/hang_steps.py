@@ -4,6 +4,7 @@ from behave import given, then, use_fixture
 from hamcrest import assert_that, equal_to, greater_than
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.harness.driver_matrix import observed
 from failspec.harness.faults import hangs
 from failspec.harness.faults.hangs import Cell, Hang
 from failspec.harness.faults.network import PacketLoss
@@ -38,8 +39,34 @@ def step_answered_at_once(context, result, ended):
     assert_that(cell.outcome, equal_to(ended), "how the request ended")
 
 
+@then("the payment {result:Result}, its wait ended by an answer at once: {expected:PerDriver}")
+def step_answered_at_once_per_driver(context, result, expected):
+    cell = _measured(context, result, hangs.BOUNDS["an answer at once"])
+    failure = f"{context.hang.fault} during {context.hang.phase}"
+    seen = observed(context.outcome, cell.outcome)
+    context.driver_matrix.record(failure, expected, seen, str(context.scenario.location))
+    assert_that(cell.outcome, equal_to(expected.expected), "how the request ended")
+
+
+@then("the payment fails, its wait ended by {bound:Bound}, reported as {expected:PerDriver}")
+def step_wait_ended_by_per_driver(context, bound, expected):
+    cell = _measured(context, "fails", bound)
+    failure = f"{context.hang.fault} during {context.hang.phase}"
+    seen = observed(context.outcome, cell.outcome)
+    context.driver_matrix.record(failure, expected, seen, str(context.scenario.location))
+    assert_that(cell.outcome, equal_to(expected.expected), f"what {bound.words} fails with")
+
+
 @then("the payment {result:Result}, its wait ended by {bound:Bound}")
 def step_wait_ended_by(context, result, bound):
+    cell = _measured(context, result, bound)
+    if bound.condition is not None:
+        assert_that(cell.outcome, equal_to(bound.condition), f"what {bound.words} fails with")
+    return cell
+
+
+def _measured(context, result, bound):
+    """The hang's cell: its outcome as stated (``result``), its wait as long as ``bound``."""
     hang, outcome = context.hang, context.outcome
     hang.finish()
     settings = hangs.Settings.of(context.app)
@@ -47,8 +74,6 @@ def step_wait_ended_by(context, result, bound):
                         scenario=str(context.scenario.location))  # fmt: skip
     context.hang_matrix.record(hang.phase, hang.fault, cell)
     assert_that("succeeds" if outcome.succeeded else "fails", equal_to(result), outcome.describe())
-    if bound.condition is not None:
-        assert_that(cell.outcome, equal_to(bound.condition), f"what {bound.words} fails with")
     assert cell.within, f"{hang.phase}, {hang.fault}: {cell.describe()}"
     return cell
 

@@ -24,6 +24,15 @@ def step_tried_mistake(context, mistake):
     assert_that(context.outcome, is_not(succeeds()))
 
 
+@when(
+    "the application sets its lock timeout to {seconds:Seconds} seconds, sending the value apart from the statement"
+)
+def step_set_with_parameter(context, seconds):
+    value = f"{seconds:g}s"
+    set_it = _execute("SET LOCAL lock_timeout = %(value)s", {"value": value})
+    context.outcome = context.app.session.run_alone(f"set lock_timeout to {value}", set_it)
+
+
 @when("the application reads the ledger on the same connection")
 def step_read_same_connection(context):
     session = context.app.session
@@ -31,8 +40,8 @@ def step_read_same_connection(context):
     context.outcome.notes["backend_pid"] = session.current_backend_pid()
 
 
-def _execute(sql):
+def _execute(sql, parameters=None):
     def run(conn):
-        return conn.exec_driver_sql(sql).rowcount
+        return conn.exec_driver_sql(sql, parameters).rowcount
 
     return run

@@ -1,13 +1,16 @@
 """Naming failures the way PostgreSQL does, for the ledger and the harness alike.
 
 Server errors are named by their PostgreSQL condition name (``unique_violation``,
-``deadlock_detected``…), taken from psycopg2's copy of PostgreSQL's errcodes table.
+``deadlock_detected``…), taken from psycopg2's copy of PostgreSQL's errcodes table, for
+the errors of either driver (psycopg2's ``pgcode``, psycopg's ``sqlstate``).
 Failures with no SQLSTATE get names of the same style:
 
-* psycopg2 gives no SQLSTATE for a failed *connection attempt*, even when the server
-  sent one; the name is then recovered from PostgreSQL's own message texts (the
-  servers the suite starts run with ``lc_messages=C``), as SQLAlchemy recognises a
-  lost connection.
+* neither driver gives a SQLSTATE for a failed *connection attempt*, even when the
+  server sent one, and psycopg2 (libpq 17) gives none for a session the server ended
+  (``pg_terminate_backend``, a timeout of the session: see the driver matrix); the name
+  is then recovered from PostgreSQL's own message texts (the servers the suite starts
+  run with ``lc_messages=C``), as SQLAlchemy's psycopg2 dialect recognises a lost
+  connection.
 * client-side failures (nothing listening, a connect timeout, a lost connection, a pool
   timeout) are named for what happened;
 * the ledger's own refusals (:class:`NamedFailure`) carry their name.
@@ -18,9 +21,10 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import psycopg2
 import psycopg2.errorcodes
 import sqlalchemy.exc
+
+from failspec import drivers
 
 
 class NamedFailure(Exception):
@@ -71,7 +75,8 @@ _MESSAGE_CONDITIONS: Sequence[tuple[re.Pattern[str], str]] = [
         (r"could not translate host name", "unknown_host"),
         (r"server closed the connection unexpectedly", "connection_lost"),
         (r"(receive|send) data (from|to) server: Connection timed out", "network_timeout"),
-        (r"connection already closed", "connection_lost"),
+        (r"connection already closed", "connection_lost"),  # psycopg2
+        (r"the connection is closed", "connection_lost"),  # psycopg (errors.py)
         (r"SSL SYSCALL error: EOF detected", "connection_lost"),
         (r"SSL connection has been closed unexpectedly", "connection_lost"),
     )
@@ -83,8 +88,8 @@ def is_known_condition(name: str) -> bool:
 
 
 def condition_of(error: BaseException) -> str | None:
-    """The condition name of an error raised by SQLAlchemy, psycopg2, the pool or the
-    ledger."""
+    """The condition name of an error raised by SQLAlchemy, either driver, the pool or
+    the ledger."""
     if isinstance(error, NamedFailure):
         return error.condition
     if isinstance(error, sqlalchemy.exc.TimeoutError):
@@ -92,12 +97,12 @@ def condition_of(error: BaseException) -> str | None:
     if isinstance(error, sqlalchemy.exc.PendingRollbackError):
         return "pending_rollback"
     dbapi = getattr(error, "orig", None) if isinstance(error, sqlalchemy.exc.DBAPIError) else None
-    if dbapi is None and isinstance(error, psycopg2.Error):
+    if dbapi is None and isinstance(error, drivers.driver_errors()):
         dbapi = error
     if isinstance(dbapi, NamedFailure):  # a driver error the data layer raised itself
         return dbapi.condition
     if dbapi is not None:
-        code = getattr(dbapi, "pgcode", None)
+        code = drivers.sqlstate(dbapi)
         if code:
             return CONDITION_NAMES.get(code, code)
         return _condition_from_message(str(dbapi))
@@ -130,8 +135,7 @@ def _condition_from_message(message: str) -> str | None:
 
 
 def sqlstate_of(error: BaseException) -> str | None:
-    dbapi = getattr(error, "orig", error)
-    return getattr(dbapi, "pgcode", None)
+    return drivers.sqlstate(getattr(error, "orig", error))
 
 
 def first_line(error: BaseException) -> str:

@@ -17,7 +17,8 @@ from typing import Any
 import parse
 from behave import register_type
 
-from failspec.conditions import CLIENT_CONDITIONS, CONDITION_NAMES
+from failspec.conditions import CLIENT_CONDITIONS, CONDITION_NAMES, is_known_condition
+from failspec.harness import driver_matrix
 from failspec.harness.concurrency import generated, isolation
 from failspec.harness.faults import hangs
 from failspec.harness.faults.server import LOST_CONNECTION
@@ -124,6 +125,21 @@ register_type(
 )
 
 choice("Condition", CONDITIONS, listed=False)
+
+
+@parse.with_pattern(driver_matrix.PATTERN)
+def per_driver(text: str) -> driver_matrix.PerDriver:
+    """An outcome per driver, where the drivers differ (failspec.harness.driver_matrix):
+    "connection_lost on psycopg2, admin_shutdown on psycopg"; each a condition name or
+    "succeeded"."""
+    stated = driver_matrix.PerDriver.parse(text)
+    for outcome in stated.outcomes.values():
+        if outcome != "succeeded" and not is_known_condition(outcome):
+            raise ValueError(f"{outcome!r} is no condition name (PostgreSQL's or the suite's)")
+    return stated
+
+
+register_type(PerDriver=per_driver)
 choice("Mistake", MISTAKES)
 choice("Level", isolation.LEVELS)
 choice("Verdict", (isolation.ALLOWED, isolation.PREVENTED))

@@ -62,11 +62,13 @@ from behave.reporter.base import Reporter
 from behave.reporter.junit import JUnitReporter
 from sqlalchemy.engine import Connection
 
+from failspec import drivers
 from failspec.conditions import first_line
 from failspec.harness import servers, waiting
 from failspec.harness.concurrency.generated import GeneratedMatrix
 from failspec.harness.concurrency.interleaving import Interleaving
 from failspec.harness.concurrency.isolation import History, Matrix
+from failspec.harness.driver_matrix import DriverMatrix
 from failspec.harness.errors import SetupError
 from failspec.harness.faults import packet_filter
 from failspec.harness.faults.hangs import HangMatrix
@@ -113,6 +115,8 @@ HANG_MATRIX = "hang-matrix.json"
 REPLICATION_MATRIX = "replication-matrix.json"
 #: The generated workloads' matrix, next to the isolation matrix.
 GENERATED_MATRIX = "isolation-generated.json"
+#: The driver matrix's file (failspec.harness.driver_matrix), next to the others.
+DRIVER_MATRIX = "driver-matrix.json"
 #: Reports the harness writes next to behave's (besides the isolation matrix).
 OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY, record.RUN_RECORD)
 #: How long a concurrent session's action may take to finish, block or pause (s).
@@ -135,6 +139,7 @@ def before_all(context: Any) -> None:
         context.config.setup_logging()  # otherwise behave's log capture shows it on failure
     try:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)
+        drivers.use(context.settings.driver)  # before the first connection
         packet_filter.reap_stale_rules()  # what runs that died left, whatever the backend
         context.server = servers.start(context.settings)
     except SetupError as error:
@@ -150,12 +155,14 @@ def before_all(context: Any) -> None:
     context.generated_matrix = GeneratedMatrix(context.settings.seed)
     context.hang_matrix = HangMatrix()
     context.replication_matrix = ReplicationMatrix()
+    context.driver_matrix = DriverMatrix()
     context.run_metrics = Metrics(context.server.backend, context.server.version)
     context.evidence = {}
     for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS),
                   reports_dir(context) / HANG_MATRIX,
                   reports_dir(context) / REPLICATION_MATRIX,
-                  reports_dir(context) / GENERATED_MATRIX):  # fmt: skip
+                  reports_dir(context) / GENERATED_MATRIX,
+                  reports_dir(context) / DRIVER_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
 
 
@@ -504,6 +511,9 @@ def after_all(context: Any) -> None:
             generated_matrix.write(reports_dir(context) / GENERATED_MATRIX)
             print(f"failspec: generated workloads: seed {generated_matrix.seed} "
                   f"(re-run them with -D seed={generated_matrix.seed})", flush=True)  # fmt: skip
+        driver_matrix = getattr(context, "driver_matrix", None)
+        if driver_matrix is not None and driver_matrix.cells:
+            driver_matrix.write(reports_dir(context) / DRIVER_MATRIX)
         metrics = getattr(context, "run_metrics", None)
         figures = metrics.as_json() if metrics is not None else None  # once: run.json agrees
         if metrics is not None:
@@ -558,11 +568,16 @@ def run_record(
     hang_matrix = getattr(context, "hang_matrix", None)
     replication_matrix = getattr(context, "replication_matrix", None)
     generated_matrix = getattr(context, "generated_matrix", None)
+    driver_matrix = getattr(context, "driver_matrix", None)
     features = getattr(context, "all_features", None)
     return record.build(
         features.features if features is not None else [],
         context.config,
-        server={"backend": server.backend, "version": server.version} if server else None,
+        server=(
+            {"backend": server.backend, "version": server.version, "driver": str(drivers.current())}
+            if server
+            else None
+        ),
         stopped=stopped,
         metrics=figures,
         evidence=getattr(context, "evidence", None),
@@ -570,6 +585,7 @@ def run_record(
         hangs=hang_matrix.as_json() if hang_matrix is not None else None,
         replication=replication_matrix.as_json() if replication_matrix is not None else None,
         generated=generated_matrix.as_json() if generated_matrix else None,
+        drivers=driver_matrix.as_json() if driver_matrix is not None else None,
     )
 
 

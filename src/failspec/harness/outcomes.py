@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg2
 import sqlalchemy.exc
 
+from failspec import drivers
 from failspec.conditions import NamedFailure, condition_of, first_line, sqlstate_of
 
 log = logging.getLogger("failspec.outcome")
@@ -82,9 +82,12 @@ def capture(action: str, fn: Callable[[], Any]) -> Outcome:
     ``fn`` returns a list of rows, or any other value (kept as ``Outcome.value``).
     """
     started = time.monotonic()
+    captured: tuple[type[BaseException], ...] = (
+        sqlalchemy.exc.SQLAlchemyError, NamedFailure, *drivers.driver_errors(),
+    )  # fmt: skip
     try:
         result = fn()
-    except (sqlalchemy.exc.SQLAlchemyError, psycopg2.Error, NamedFailure) as error:
+    except captured as error:
         outcome = Outcome(action, error=error, elapsed=time.monotonic() - started)
     else:
         elapsed = time.monotonic() - started

@@ -55,6 +55,18 @@ opened meanwhile to non-blocking mode. So:
   blocks on a non-blocking connection anyway, so a connection opened meanwhile still
   works after :func:`uninstall`.
 
+How, with psycopg 3 (3.3, pinned exactly): psycopg runs every request as a generator
+that a wait function drives, waking at least every 0.1 s (``Connection.wait``; connecting:
+``waiting.wait_conn`` on ``Connection._connect_gen``; psycopg/connection.py). The class
+:class:`BoundedPsycopgConnection` wraps those generators so that, each time one is
+resumed, it fails with :class:`PsycopgDeadlineExceeded` once the deadline has passed,
+closing the connection (libpq ``PQfinish``): psycopg then calls it ``closed`` and
+``broken``, and SQLAlchemy's psycopg dialect invalidates it (its ``is_disconnect``). The
+deadline thus ends a wait at most 0.1 s late; psycopg applies ``connect_timeout`` itself
+(``timeout_from_conninfo``). No process-global state: :func:`install` is for psycopg2.
+SQLAlchemy's psycopg dialect has no ``connection_factory``, so :func:`bound` makes an
+engine's connections of this class (its ``do_connect`` event).
+
 What it does not bound: waiting for a free connection in SQLAlchemy's pool (no libpq
 wait; ``pool_timeout`` bounds it), and the application's own work between requests.
 """
@@ -70,8 +82,11 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import psycopg
 import psycopg2
 import psycopg2.extensions as ext
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
 
 from failspec.conditions import NamedFailure, note
 
@@ -116,6 +131,83 @@ class BoundedConnection(ext.connection):
 def connect_args() -> dict[str, Any]:
     """psycopg2 connection arguments for an engine whose connections honour the deadline."""
     return {"connection_factory": BoundedConnection}
+
+
+class PsycopgDeadlineExceeded(psycopg.OperationalError, NamedFailure):
+    """:class:`DeadlineExceeded`, raised by a psycopg 3 connection."""
+
+    condition = "deadline_exceeded"
+    outcome_unknown = False
+
+
+class BoundedPsycopgConnection(psycopg.Connection[Any]):
+    """A psycopg 3 connection whose waits end at the request deadline (see :func:`within`
+    and the module's docstring); an engine gets them through :func:`bound`."""
+
+    @classmethod
+    def _connect_gen(cls, conninfo: str = "") -> Any:
+        return _until_deadline(super()._connect_gen(conninfo), None)
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        return super().wait(_until_deadline(gen, self), interval=interval, timeout=timeout)
+
+    def commit(self) -> None:
+        """COMMIT; past the deadline its outcome is unknown (as :class:`BoundedConnection`)."""
+        try:
+            super().commit()
+        except PsycopgDeadlineExceeded as error:
+            error.outcome_unknown = True
+            note(
+                error,
+                "COMMIT got no reply within the deadline: whether it took effect is unknown; "
+                "look the operation up by its reference before doing it again",
+            )
+            raise
+
+
+def _until_deadline(gen: Any, conn: psycopg.Connection[Any] | None) -> Any:
+    """The psycopg generator ``gen``, failing with :class:`PsycopgDeadlineExceeded` when
+    resumed past this thread's deadline (none: ``gen`` itself). ``conn``: the connection
+    to close then (None while connecting: the generator holds the only reference)."""
+    expiry = _expiry.get()
+    if expiry is None:
+        return gen
+    seconds = _seconds.get()
+
+    def bounded() -> Any:
+        try:
+            state = next(gen)
+            while True:
+                ready = yield state
+                if time.monotonic() >= expiry:
+                    gen.close()
+                    if conn is not None:
+                        conn.pgconn.finish()  # interrupted mid-request: never reusable
+                    raise PsycopgDeadlineExceeded(
+                        f"deadline exceeded: no reply from the server within the request "
+                        f"deadline ({seconds:g} s)"
+                    )
+                state = gen.send(ready)
+        except StopIteration as done:
+            return done.value
+
+    return bounded()
+
+
+def bound(engine: Engine) -> Engine:
+    """Make ``engine``'s new connections honour the request deadline, with either driver
+    (psycopg2: :func:`connect_args`, with :func:`install`; psycopg: connections of class
+    :class:`BoundedPsycopgConnection`). Register it after any other ``do_connect``
+    listener that changes the connection's parameters."""
+
+    @sa.event.listens_for(engine, "do_connect")
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        if dialect.driver == "psycopg":
+            return BoundedPsycopgConnection.connect(*cargs, **cparams)
+        cparams.update(connect_args())
+        return None
+
+    return engine
 
 
 @contextmanager
@@ -178,8 +270,8 @@ def installed() -> bool:
 
 
 def is_deadline_exceeded(error: BaseException | None) -> bool:
-    """Whether ``error`` (raised by psycopg2 or SQLAlchemy) is the deadline running out."""
-    return isinstance(getattr(error, "orig", None) or error, DeadlineExceeded)
+    """Whether ``error`` (raised by either driver or SQLAlchemy) is the deadline running out."""
+    return isinstance(getattr(error, "orig", None) or error, _EXCEEDED)
 
 
 #: Set (True) on an operation's final error when an earlier attempt's COMMIT got no reply
@@ -194,7 +286,10 @@ def outcome_unknown(error: BaseException | None) -> bool:
     cause = getattr(error, "orig", None) or error
     if getattr(error, OUTCOME_UNKNOWN, False) or getattr(cause, OUTCOME_UNKNOWN, False):
         return True
-    return isinstance(cause, DeadlineExceeded) and cause.outcome_unknown
+    return isinstance(cause, _EXCEEDED) and cause.outcome_unknown
+
+
+_EXCEEDED = (DeadlineExceeded, PsycopgDeadlineExceeded)
 
 
 def _wait(conn: Any) -> None:

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from failspec import drivers
 from failspec.conditions import condition_of, first_line, note
 from failspec.ledger.errors import NotReplicated, ReferenceConflict, UnknownAccount
 from failspec.ledger.retry import RetryPolicy
@@ -128,7 +129,7 @@ class Ledger:
         self.between_legs: BetweenLegs | None = None
         #: The request deadline (s) of each attempt of ``pay`` and ``transfer``, from taking
         #: a connection to COMMIT's reply; None: unbounded. It holds on an engine whose
-        #: connections honour it (``deadline.connect_args()``, ``deadline.install()``).
+        #: connections honour it (``deadline.bound(engine)``).
         self.deadline: float | None = None
 
     # -- schema and setup --------------------------------------------------------------
@@ -413,11 +414,13 @@ NOT_REPLICATED = "committed locally, but might not have been replicated"
 
 
 def _fresh_notices(conn: Connection) -> list[str]:
-    """The driver's list of the server's notices on this connection (psycopg2's
-    ``connection.notices``), emptied of what earlier uses of the pooled connection left."""
-    notices = getattr(conn.connection.dbapi_connection, "notices", None)
-    if not isinstance(notices, list):
+    """The server's notices on this connection, as the driver collects them (psycopg2's
+    ``connection.notices``; for psycopg, a notice handler: ``failspec.drivers.notices``),
+    emptied of what earlier uses of the pooled connection left."""
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:
         return []
+    notices = drivers.notices(dbapi_connection)
     del notices[:]
     return notices
 

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import sqlalchemy.exc
 
+from failspec import drivers
 from failspec.conditions import condition_of, note
 
 T = TypeVar("T")
@@ -52,7 +53,7 @@ def is_transient(error: BaseException) -> bool:
     """Whether running the same transaction again may succeed."""
     if getattr(error, "connection_invalidated", False):
         return True
-    if isinstance(error, sqlalchemy.exc.DBAPIError) or hasattr(error, "pgcode"):
+    if isinstance(error, (sqlalchemy.exc.DBAPIError, *drivers.driver_errors())):
         return condition_of(error) in TRANSIENT_CONDITIONS
     return False
 

@@ -294,6 +294,32 @@ class Generated:
     tables: list[GeneratedTable]
 
 
+#: The drivers of the driver matrix's columns, the default first (failspec.drivers).
+DRIVERS = ("psycopg2", "psycopg")
+
+
+@dataclass
+class DriverCell:
+    """What one driver is specified to report for one failure, and what a run with it
+    reported (None: no run with that driver is in the record)."""
+
+    expected: str
+    observed: dict[str, Any] | None
+
+    @property
+    def kind(self) -> str:
+        """ "as_expected", "unexpected" or "not_run"."""
+        if self.observed is None:
+            return "not_run"
+        return "as_expected" if self.observed.get("as_expected") else "unexpected"
+
+
+@dataclass
+class DriverMatrix:
+    drivers: list[str]  # the columns
+    rows: list[tuple[str, str, list[DriverCell]]]  # failure, scenario location, cells
+
+
 @dataclass
 class Run:
     features: list[Feature]
@@ -304,6 +330,12 @@ class Run:
     replication: ReplicationMatrix | None = None
     stopped: dict[str, Any] | None = None  # run.json "stopped", when the run stopped early
     generated: Generated | None = None
+    drivers: DriverMatrix | None = None
+    #: The run's driver (run.json "server"; for a merged record, the first run's).
+    driver: str | None = None
+    #: The drivers whose runs the record holds (run.json "server"'s driver, or a merged
+    #: record's "merged_from").
+    drivers_run: list[str] = field(default_factory=list)
 
     @property
     def headline(self) -> str | None:
@@ -366,7 +398,33 @@ def load_run(reports: Path) -> Run:
         replication=_replication_matrix(replication) if replication else None,
         stopped=data.get("stopped"),
         generated=_generated(generated) if generated else None,
+        drivers=_driver_matrix(data["driver_matrix"]) if data.get("driver_matrix") else None,
+        drivers_run=_drivers_run(data),
+        driver=(data.get("server") or {}).get("driver"),
     )
+
+
+def _drivers_run(data: dict[str, Any]) -> list[str]:
+    merged = data.get("merged_from")
+    if merged:
+        return [run["driver"] for run in merged if run.get("driver")]
+    driver = (data.get("server") or {}).get("driver")
+    return [driver] if driver else []
+
+
+def _driver_matrix(data: dict[str, dict[str, Any]]) -> DriverMatrix:
+    """The driver matrix as run.json holds it ({failure: cell}): a column per driver."""
+    named = {d for cell in data.values() for d in (*cell["expected"], *cell["observed"])}
+    columns = [d for d in DRIVERS if d in named] + sorted(named - set(DRIVERS))
+    rows = [
+        (
+            failure,
+            cell.get("scenario", ""),
+            [DriverCell(cell["expected"].get(d, "?"), cell["observed"].get(d)) for d in columns],
+        )
+        for failure, cell in data.items()
+    ]
+    return DriverMatrix(columns, rows)
 
 
 def _scenario(data: dict[str, Any]) -> Scenario:

@@ -6,7 +6,8 @@ could not start (``write_setup_error``). The HTML report (failspec.report.html) 
 closing line (failspec.report.closing) are rendered from it alone. Its top-level keys:
 
 * ``format``: this shape's version (1);
-* ``server``: ``{"backend", "version"}`` of the run's server (None: none was had);
+* ``server``: ``{"backend", "version", "driver"}`` of the run's server and the driver it
+  was used with (None: none was had);
 * ``setup_error``: why the run could not start (None: it started);
 * ``stopped``: why and where a run that stopped early stopped (None: it did not), as
   failspec.harness.hooks.Stopping.record gives it: ``cause``, ``signal``, ``exit_code``,
@@ -26,6 +27,10 @@ closing line (failspec.report.closing) are rendered from it alone. Its top-level
   ``GeneratedMatrix.as_json()``): ``{"seed", "workloads": {workload: {level: {
   "transactions", "committed", "aborted", "sessions", "duration_s", "forms", "anomalies":
   {class: {"expected", "found", "example"}}}}}}`` (None: no generated scenario ran);
+* ``driver_matrix``: ``{failure: {"scenario", "expected": {driver: outcome}, "observed":
+  {driver: {"condition", "sqlstate", "message", "connection_invalidated", "as_expected"}}}}``
+  for the failures where the drivers differ (failspec.harness.driver_matrix; a merged
+  record holds both drivers' observations; None: no scenario stated one);
 * ``metrics``: the run's figures (failspec.harness.guards.metrics ``Metrics.as_json()["run"]``).
 
 Scenarios are every scenario of the features behave was given, in the files' order,
@@ -149,6 +154,7 @@ def build(
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
     replication: dict[str, dict[str, dict[str, Any]]] | None = None,
     generated: dict[str, Any] | None = None,
+    drivers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The record of a run from behave's model of its ``features`` (once behave has run
     them, e.g. in after_all) and the harness's parts (see :func:`attach`).
@@ -168,6 +174,7 @@ def build(
         "hang_matrix": None,
         "replication_matrix": None,
         "isolation_generated": None,
+        "driver_matrix": None,
         "metrics": None,
     }
     for feature in features:
@@ -192,6 +199,7 @@ def build(
         hangs=hangs,
         replication=replication,
         generated=generated,
+        drivers=drivers,
     )
 
 
@@ -204,6 +212,7 @@ def attach(
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
     replication: dict[str, dict[str, dict[str, Any]]] | None = None,
     generated: dict[str, Any] | None = None,
+    drivers: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Put the harness's parts into ``record`` (each given one replaces what it held):
 
@@ -213,6 +222,7 @@ def attach(
     * ``isolation``: ``isolation.Matrix.as_json()``; ``hangs``: ``HangMatrix.as_json()``;
       ``replication``: ``faults.replication.ReplicationMatrix.as_json()`` (an empty one
       leaves None, as for the others); ``generated``: ``GeneratedMatrix.as_json()``.
+      leaves None, as for the others); ``drivers``: ``DriverMatrix.as_json()``.
     """
     if metrics is not None:
         record["metrics"] = metrics.get("run")
@@ -230,6 +240,8 @@ def attach(
         record["replication_matrix"] = replication or None
     if generated is not None:
         record["isolation_generated"] = generated or None
+    if drivers is not None:
+        record["driver_matrix"] = drivers or None
     return record
 
 
@@ -266,6 +278,7 @@ def setup_error(message: str) -> dict[str, Any]:
         "hang_matrix": None,
         "replication_matrix": None,
         "isolation_generated": None,
+        "driver_matrix": None,
         "metrics": None,
     }
 

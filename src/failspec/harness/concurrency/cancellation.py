@@ -35,6 +35,7 @@ import time
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from failspec import drivers
 from failspec.harness.activity import Work, work_of
 from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import until
@@ -79,12 +80,13 @@ class WorkerFailed(AssertionError):
     """The worker process could not connect or start its report."""
 
 
-#: The worker: connects with the arguments on its stdin (JSON: the password never shows
-#: in a process list), prints its server process id, then runs the report.
+#: The worker: connects with the run's driver (its module named by the last argument),
+#: with the arguments on its stdin (JSON: the password never shows in a process list),
+#: prints its server process id, then runs the report.
 _WORKER = """
-import json, sys
-import psycopg2
-conn = psycopg2.connect(**json.loads(sys.stdin.readline()))
+import importlib, json, sys
+driver = importlib.import_module(sys.argv[3])
+conn = driver.connect(**json.loads(sys.stdin.readline()))
 cur = conn.cursor()
 cur.execute("SELECT pg_backend_pid()")
 print(cur.fetchone()[0], flush=True)
@@ -117,8 +119,9 @@ class Worker:
         self._process: subprocess.Popen[str] | None = None
 
     def _connect_args(self) -> dict[str, object]:
-        """The arguments the application's own connections get (SQLAlchemy's psycopg2
-        dialect from the server's URL, then the scenario's identity and these settings)."""
+        """The arguments the application's own connections get (SQLAlchemy's dialect for
+        the run's driver, from the server's URL, then the scenario's identity and these
+        settings)."""
         url = self.workspace.url()
         _, args = url.get_dialect()().create_connect_args(url)
         harness = self.workspace.connect_args()
@@ -132,7 +135,7 @@ class Worker:
         the server shows it running. Raises :class:`WorkerFailed` if the worker ends or
         says nothing within the timeout."""
         self._process = subprocess.Popen(
-            [sys.executable, "-c", _WORKER, repr(seconds), REPORT],
+            [sys.executable, "-c", _WORKER, repr(seconds), REPORT, drivers.current().module],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self._process.stdin is not None and self._process.stdout is not None

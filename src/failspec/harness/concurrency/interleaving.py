@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from failspec import drivers
 from failspec.harness.activity import work_of
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.scenario.sessions import LazyConnection
@@ -165,25 +166,27 @@ class ConcurrentSession:
             gate(conn)
 
     def _checked_out(self, dbapi_conn: Any, record: Any, proxy: Any) -> None:
-        self.pid = dbapi_conn.get_backend_pid()
+        self.pid = drivers.backend_pid(dbapi_conn)
         self.dbapi_connection = dbapi_conn
 
     def cancel(self) -> None:
         """Cancel the statement the session runs now, as the application itself does: the
-        driver's cancel request (psycopg2's ``connection.cancel()``, libpq's ``PQcancel``),
+        driver's cancel request (psycopg2's ``connection.cancel()``, psycopg's
+        ``cancel_safe()``; libpq's ``PQcancel``, ``PQcancelBlocking``),
         sent from the calling thread while the session's own thread waits for its reply.
 
         libpq sends it over a connection of its own and returns once the server has taken
         it; if it is effective the statement fails with ``query_canceled``, and if the
         server had already finished the statement nothing visible happens (libpq,
         "Canceling Queries in Progress"; psycopg2: cancel() may be called from another
-        thread, and does nothing when no query runs). Raises RuntimeError if the session
-        has never connected, and the driver's error if the request could not be sent.
+        thread, and does nothing when no query runs; psycopg: ``cancel_safe()`` likewise).
+        Raises RuntimeError if the session has never connected, and the driver's error if
+        the request could not be sent.
         """
         if self.dbapi_connection is None:
             raise RuntimeError(f"{self.name} has no connection to cancel a statement on")
         self.log("cancelled by the application")
-        self.dbapi_connection.cancel()
+        drivers.cancel(self.dbapi_connection)
 
     @property
     def conn(self) -> Connection:

@@ -197,9 +197,9 @@ class EmbeddedPostgres:
 
     def execute_local(self, sql: str, *params: object) -> None:
         """Run one statement as the superuser over the server's Unix socket."""
-        import psycopg2
+        from failspec import drivers
 
-        conn = psycopg2.connect(
+        conn = drivers.connect(
             host=str(self.base), port=self.port, user=SUPERUSER, dbname="postgres"
         )
         try:

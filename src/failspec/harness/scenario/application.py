@@ -208,9 +208,10 @@ class Application:
                 connect_args["options"] = f"{self.workspace.connect_args()['options']} {settings}"
             self._engine = self.workspace.engine(
                 self.url, label="the application", follow=self.follows_server,
-                connect_args={**connect_args, **self._bounded_connect_args()},
-                **self.pool_options,
+                connect_args=connect_args, **self.pool_options,
             )  # fmt: skip
+            if self._request_deadline is not None:
+                self._bound_by_deadline(self._engine)
             for name in ("connect_args", "server_settings", "pool_options"):
                 frozen = FrozenAfterUse(FROZEN_AFTER_USE[name], getattr(self, name))
                 object.__setattr__(self, name, frozen)
@@ -234,15 +235,13 @@ class Application:
             request_deadline=self._request_deadline,
         )
 
-    def _bounded_connect_args(self) -> dict[str, Any]:
-        """The connection arguments that make the application's connections honour its
-        request deadline; registers the deadline's wait callback until :meth:`close`."""
-        if self._request_deadline is None:
-            return {}
-        if not self._deadline_installed:
+    def _bound_by_deadline(self, engine: Engine) -> None:
+        """Make the application's connections honour its request deadline, with either
+        driver (``deadline.bound``); registers psycopg2's wait callback until :meth:`close`."""
+        if engine.dialect.driver == "psycopg2" and not self._deadline_installed:
             deadline.install()  # before the pool opens any connection
             self._deadline_installed = True
-        return deadline.connect_args()
+        deadline.bound(engine)
 
     @property
     def session(self) -> DbSession:

@@ -27,13 +27,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from psycopg2.extensions import (
-    TRANSACTION_STATUS_INERROR,
-    TRANSACTION_STATUS_INTRANS,
-    TRANSACTION_STATUS_UNKNOWN,
-)
 from sqlalchemy.engine import URL, Connection, Engine
 
+from failspec import drivers
 from failspec.harness.activity import backends_named
 from failspec.harness.servers import Server
 
@@ -270,7 +266,7 @@ class Workspace:
         self.application_name = application_name(self.run.id, self.number, scenario)
 
     def connect_args(self) -> dict[str, Any]:
-        """psycopg2 connection arguments that put a connection in this scenario."""
+        """The driver's connection arguments that put a connection in this scenario."""
         return {
             "application_name": self.application_name,
             "options": f"-c search_path={self.schema}",
@@ -304,7 +300,7 @@ class Workspace:
         """Keep the scenario's connection, row and transaction figures (for its metrics).
 
         Transactions are counted by what the server did, read from libpq's transaction
-        status (``PQtransactionStatus``, psycopg2's ``connection.info.transaction_status``):
+        status (``PQtransactionStatus``, both drivers' ``connection.info.transaction_status``):
 
         * a COMMIT of a transaction in which a statement failed is answered with ROLLBACK,
           and no error (PostgreSQL's COMMIT: an aborted transaction is rolled back);
@@ -345,7 +341,7 @@ class Workspace:
             try:
                 do_commit(dbapi_connection)
             except BaseException:
-                lost = _transaction_status(dbapi_connection) == TRANSACTION_STATUS_UNKNOWN
+                lost = _transaction_status(dbapi_connection) == drivers.TRANSACTION_UNKNOWN
                 self._ended(before, refused=True, lost=lost)
                 raise
             self._ended(before, refused=False, lost=False)
@@ -354,7 +350,7 @@ class Workspace:
             if conn.closed or conn.invalidated:
                 return  # SQLAlchemy sends nothing; the transaction went with its connection
             if _transaction_status(conn.connection) in (
-                TRANSACTION_STATUS_INTRANS, TRANSACTION_STATUS_INERROR,
+                drivers.TRANSACTION_INTRANS, drivers.TRANSACTION_INERROR,
             ):  # fmt: skip
                 with self._counting:
                     self.rollbacks += 1
@@ -370,9 +366,9 @@ class Workspace:
     def _ended(self, before: int | None, *, refused: bool, lost: bool) -> None:
         """Count one COMMIT by how the server ended the transaction (see _count)."""
         with self._counting:
-            if before == TRANSACTION_STATUS_INERROR:
+            if before == drivers.TRANSACTION_INERROR:
                 self.rollbacks += 1  # an aborted transaction never commits, reply or not
-            elif before != TRANSACTION_STATUS_INTRANS:
+            elif before != drivers.TRANSACTION_INTRANS:
                 pass  # no transaction open: nothing was sent
             elif lost:
                 self.commits_unknown += 1
@@ -454,7 +450,7 @@ def _transaction_status(connection: Any) -> int | None:
     dbapi_connection = getattr(connection, "dbapi_connection", connection)
     if dbapi_connection is None:
         return None
-    return int(dbapi_connection.info.transaction_status)
+    return drivers.transaction_status(dbapi_connection)
 
 
 def application_name(run_id: str, number: int, scenario: str) -> str:

@@ -13,12 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from failspec import drivers
 from failspec.conditions import condition_of, first_line
 from failspec.harness.errors import SetupError
 from failspec.harness.servers.settings import Settings
-
-DIALECT = "postgresql+psycopg2"
-
 
 #: The connect timeout (s) of the first connection to a server, whatever timeout_scale
 #: says: a server that cannot be reached ends the run within seconds.
@@ -48,7 +46,7 @@ class Endpoint:
         port: int | None = None,
     ) -> URL:
         return URL.create(
-            DIALECT,
+            drivers.current().dialect,
             username=user or self.user,
             password=self.password if password is None else password,
             host=host or self.host,
@@ -58,10 +56,11 @@ class Endpoint:
         )
 
     def connect_args(self, harness: Mapping[str, Any]) -> dict[str, Any]:
-        """The psycopg2 connection arguments for a connection the harness opens with
+        """The driver's connection arguments for a connection the harness opens with
         ``harness`` arguments, keeping the user's parameters (which the URL carries).
 
-        SQLAlchemy's psycopg2 dialect passes a URL's query parameters to ``connect`` and
+        SQLAlchemy's psycopg2 and psycopg dialects pass a URL's query parameters to
+        ``connect`` and
         lets ``connect_args`` replace them key by key, so the harness's ``options`` (its
         ``-c search_path=…``, a scenario's server settings) would drop the user's. libpq's
         ``options`` is one string of command-line options: the user's come first and the
@@ -268,12 +267,13 @@ class Server(ABC):
     reaped_as = ("removed", "thing")
 
     def banner(self) -> str:
-        """The run's one line about its server: backend, version, address, database, the
+        """The run's one line about its server: backend, driver, version, address, database, the
         backend's own details (:meth:`banner_details`) and what it cleared away that runs
         which died left behind; never a password."""
         line = " ".join(
             [
-                f"failspec: backend={self.backend} PostgreSQL {self.version}",
+                f"failspec: backend={self.backend} driver={drivers.current()} "
+                f"PostgreSQL {self.version}",
                 f"at {self.endpoint.address} database={self.endpoint.database}",
                 *self.banner_details(),
             ]

@@ -27,8 +27,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
 
+from failspec import drivers
 from failspec.harness import waiting
-from failspec.harness.servers.base import DIALECT, Endpoint, Server
+from failspec.harness.servers.base import Endpoint, Server
 
 #: The primary's name when the cluster is built; standbys are named STANDBY + number.
 PRIMARY = "primary"
@@ -179,8 +180,8 @@ class Cluster:
             return first.url().update_query_dict(query)
         query["host"] = [f"{e.host}:{e.port}" for e in endpoints]
         return URL.create(
-            DIALECT, username=first.user, password=first.password, database=first.database,
-            query=query,
+            drivers.current().dialect, username=first.user, password=first.password,
+            database=first.database, query=query,
         )  # fmt: skip
 
     # -- control, the same on every backend ---------------------------------------------

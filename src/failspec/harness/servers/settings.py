@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.engine import URL, make_url
 
+from failspec import drivers
 from failspec.harness.errors import SetupError
 
 BACKENDS = ("auto", "docker", "embedded", "url")
@@ -38,6 +39,7 @@ ENV_TWINS = {
     "timeout_scale": "FAILSPEC_TIMEOUT_SCALE",
     "seed": "FAILSPEC_SEED",
     "workload_transactions": "FAILSPEC_WORKLOAD_TRANSACTIONS",
+    "driver": "FAILSPEC_DRIVER",
 }
 #: The range of ``workload_transactions``: at least a few for each of the sessions, at
 #: most what a soak on a fast machine runs in minutes.
@@ -62,6 +64,8 @@ class Settings:
     seed: int | None = None
     #: How many transactions each generated scenario runs (its run length).
     workload_transactions: int = 2000
+    #: The database driver every connection is made with (``failspec.drivers``).
+    driver: str = "psycopg2"
 
     @classmethod
     def from_sources(cls, userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
@@ -87,20 +91,27 @@ class Settings:
                 "(-D backend=... or FAILSPEC_BACKEND)"
             )
         values["backend"] = backend
+        driver = str(values.get("driver", "psycopg2")).lower()
+        if driver not in drivers.NAMES:
+            raise SetupError(
+                f"unknown driver {driver!r}: use one of {', '.join(drivers.NAMES)} "
+                "(-D driver=... or FAILSPEC_DRIVER)"
+            )
+        values["driver"] = driver
         if backend == "url" and not values.get("db_url"):
             raise SetupError(
                 "backend=url needs a server address: DATABASE_URL=postgresql://user@host:port/db "
                 "(or -D db_url=...; a password goes in ~/.pgpass)"
             )
         if backend == "url":
-            parse_db_url(str(values["db_url"]))
+            parse_db_url(str(values["db_url"]), driver=driver)
         if values.get("standby_url"):
             if backend != "url":
                 raise SetupError(
                     "standby_url names a standby of the backend=url server; the embedded "
                     "and docker backends start their own standby: leave it unset"
                 )
-            parse_db_url(str(values["standby_url"]), name="standby_url")
+            parse_db_url(str(values["standby_url"]), name="standby_url", driver=driver)
         if "pg_port" in values:
             values["pg_port"] = _number(values["pg_port"], "pg_port", int, 1, 65535)
         if "timeout_scale" in values:
@@ -159,7 +170,7 @@ REFUSED_PARAMETERS = {
 }
 
 
-def parse_db_url(text: str, *, name: str = "db_url") -> URL:
+def parse_db_url(text: str, *, name: str = "db_url", driver: str = "psycopg2") -> URL:
     """The database URL of ``backend=url``, checked: a PostgreSQL URL with one host, and
     query parameters that are libpq connection parameters (each given once), which the
     suite passes to every connection it opens (libpq docs, "Parameter Key Words").
@@ -168,7 +179,8 @@ def parse_db_url(text: str, *, name: str = "db_url") -> URL:
     or any part of it that could be a password: a password with an unencoded ``@`` (or
     ``:`` ``/`` ``?`` ``#``) splits the URL in the wrong place, so what a parser takes for
     the host may be the end of the password (RFC 3986: userinfo ends at the first ``@``).
-    ``name``: the setting's name, for the messages.
+    ``name``: the setting's name, for the messages; ``driver``: whose libpq judges the
+    parameters (psycopg2's and psycopg's each bundle their own).
     """
     encode = "percent-encode @ : / ? # % in the user name and password (%40 for @)"
     try:
@@ -189,7 +201,7 @@ def parse_db_url(text: str, *, name: str = "db_url") -> URL:
             raise SetupError(f"{name} may not set {key}: {REFUSED_PARAMETERS[key]}")
         if not isinstance(value, str):
             raise SetupError(f"{name} sets {key} {len(value)} times: give it once")
-        if not _is_libpq_parameter(key):
+        if not _is_libpq_parameter(key, drivers.DRIVERS[driver]):
             raise SetupError(
                 f"{name} sets {key!r}, which is not a libpq connection parameter (see "
                 'libpq\'s "Parameter Key Words"): correct or remove it'
@@ -197,14 +209,12 @@ def parse_db_url(text: str, *, name: str = "db_url") -> URL:
     return url
 
 
-def _is_libpq_parameter(key: str) -> bool:
-    """Whether the client's libpq knows ``key`` (asked through its own conninfo parser)."""
-    from psycopg2.extensions import parse_dsn
-
+def _is_libpq_parameter(key: str, driver: drivers.Driver) -> bool:
+    """Whether the driver's libpq knows ``key`` (asked through its own conninfo parser)."""
     if not re.fullmatch(r"[a-z_]+", key):
         return False
     try:
-        parse_dsn(f"{key}=x")
+        drivers.parse_dsn(f"{key}=x", driver)
     except Exception:  # libpq: invalid connection option
         return False
     return True

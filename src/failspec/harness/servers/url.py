@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from failspec import drivers
 from failspec.harness.servers.base import Endpoint, NoServerControl, Server
 from failspec.harness.servers.replication import Topology
 from failspec.harness.servers.settings import Settings, parse_db_url
@@ -21,7 +22,7 @@ class UrlServer(Server):
     def at(cls, text: str, connect_timeout: float, *, name: str = "db_url") -> UrlServer:
         """The server the URL ``text`` (the setting ``name``) names, checked as
         :func:`parse_db_url` checks it; ``connect_timeout`` in seconds."""
-        url = parse_db_url(text, name=name)
+        url = parse_db_url(text, name=name, driver=drivers.current().name)
         assert url.host is not None  # parse_db_url refuses a URL without one
         params = tuple(sorted((key, str(value)) for key, value in url.query.items()))
         return cls(
