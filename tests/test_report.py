@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from decimal import Decimal
 from html import unescape
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from failspec.harness import hooks
-from failspec.harness.concurrency import isolation
+from failspec.harness.concurrency import cycles, generated, isolation
 from failspec.harness.faults import hangs, replication
 from failspec.harness.guards.metrics import Metrics, ScenarioMetrics
 from failspec.report import html, model, record
@@ -199,7 +200,8 @@ def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports)
     written = read_record(reports)
     assert set(written) == {
         "format", "server", "setup_error", "stopped", "outcomes", "features",
-        "isolation_matrix", "hang_matrix", "replication_matrix", "metrics",
+        "isolation_matrix", "hang_matrix", "replication_matrix", "isolation_generated",
+        "metrics",
     }  # fmt: skip
     assert written["outcomes"] == record.outcomes(written)
     assert written["outcomes"]["scenarios"] == {
@@ -242,6 +244,14 @@ def test_the_run_record_holds_the_replication_matrix_the_hooks_kept():
     assert hooks.run_record(context, None, None)["replication_matrix"] == kept.as_json()
     context.replication_matrix = replication.ReplicationMatrix()  # no scenario measured one
     assert hooks.run_record(context, None, None)["replication_matrix"] is None
+
+
+def test_the_run_record_holds_the_generated_matrix_the_hooks_kept():
+    kept = generated_matrix()
+    context = SimpleNamespace(config=None, generated_matrix=kept)
+    assert hooks.run_record(context, None, None)["isolation_generated"] == kept.as_json()
+    context.generated_matrix = generated.GeneratedMatrix(7)  # no generated scenario ran
+    assert hooks.run_record(context, None, None)["isolation_generated"] is None
 
 
 def test_the_closing_line_of_a_run_that_stopped_early_names_what_it_did_not_finish():
@@ -366,6 +376,7 @@ def harness_report(reports: Path, run: Run, tmp_path_factory: pytest.TempPathFac
         isolation=matrix.as_json(),
         hangs=hang_matrix().as_json(),
         replication=replication_matrix().as_json(),
+        generated=generated_matrix().as_json(),
     )
     write_record(directory, run_record)
     return build_report(directory).read_text(encoding="utf-8")
@@ -403,6 +414,71 @@ def replication_matrix() -> replication.ReplicationMatrix:
     matrix.record("local", cut_off, lost)
     matrix.record("remote_apply", cut_off, doubt)
     return matrix
+
+
+def generated_matrix() -> generated.GeneratedMatrix:
+    """Two levels of the list-append workload and one of the bank, as the harness's own
+    code records them: write skew found at repeatable read (allowed), and at serializable
+    (never: a broken promise); a bank read with a total the books never had, allowed."""
+    matrix = generated.GeneratedMatrix(seed=7)
+
+    def t(id_, *ops):
+        return cycles.Transaction(id_, "S1", list(ops))
+
+    skew = [
+        t(1, (cycles.READ, 632, None), (cycles.APPEND, 633, 3)),
+        t(2, (cycles.READ, 633, None), (cycles.APPEND, 632, 2)),
+        t(3, (cycles.READ, 632, [2]), (cycles.READ, 633, [3])),
+    ]
+    for level, said in (("serializable", generated.NEVER), ("repeatable read", generated.ALLOWED)):
+        run = generated.Run("list-append", level, 7, 4, history=skew)
+        matrix.record(run, generated.findings(cycles.check(run.history)))
+        for kind in cycles.CLASSES:
+            matrix.expect("list-append", level, kind, generated.NEVER)
+        matrix.expect("list-append", level, "G2-item", said)
+    read = generated.BankRecord(1, "S2", None, balances={"alice": Decimal("90.00")})
+    bank = generated.Run("bank", "read committed", 7, 4, history=[read])
+    matrix.record(bank, {generated.BANK_SKEW: generated.check_bank(bank, Decimal("100.00"))})
+    matrix.expect("bank", "read committed", generated.BANK_SKEW, generated.ALLOWED)
+    return matrix
+
+
+def test_the_report_names_every_class_the_generated_workloads_check():
+    assert list(model.GENERATED) == [*cycles.CLASSES, generated.BANK_SKEW]
+    assert set(model.WORKLOADS) == {"list-append", "bank"}
+
+
+def test_the_report_shows_the_generated_matrix_the_harness_wrote(harness_report):
+    section = re.search(r'<section id="isolation-generated">.*?</section>', harness_report, re.S)[0]
+    assert "seed 7: run again with -D seed=7" in text(section)
+    lists = re.search(r'<table [^>]*data-workload="list-append">.*?</table>', section, re.S)[0]
+    rows = [text(row) for row in re.findall(r"<tr>.*?</tr>", lists, re.S)]
+    assert rows == [
+        "anomaly repeatable read 3 transactions, 3 committed, on 4 sessions "
+        "serializable 3 transactions, 3 committed, on 4 sessions",
+        "G0 dirty write ✔ never · not found ✔ never · not found",
+        "G1a aborted read ✔ never · not found ✔ never · not found",
+        "G1b intermediate read ✔ never · not found ✔ never · not found",
+        "G1c circular information flow ✔ never · not found ✔ never · not found",
+        "G-single read skew ✔ never · not found ✔ never · not found",
+        "G2-item write skew allowed · observed 1 ✘ never · found 1",
+        "internal a transaction not seeing its own writes ✔ never · not found ✔ never · not found",
+        "incompatible-order reads that no one order of appends explains ✔ never · not found "
+        "✔ never · not found",
+    ]
+    assert '<td class="broken">' in lists  # the broken promise stands out
+    examples = [text(li) for li in re.findall(r"<li>.*?</li>", section, re.S)]
+    assert examples[1] == (
+        "G2-item at serializable : T1 → T2 → T1: T1 read key 632 as empty, without 2, which "
+        "T2 appended next (rw); T2 read key 633 as empty, without 3, which T1 appended next "
+        "(rw). Each must come before the next, round to the first: no serial order does that"
+    )
+    bank = re.search(r'<table [^>]*data-workload="bank">.*?</table>', section, re.S)[0]
+    assert text(bank).endswith(
+        "read skew over balances a read of every balance with a total the books never had "
+        "allowed · observed 1"
+    )
+    assert "total 90.00, not 100.00" in examples[-1]
 
 
 def article(page: str, location: str) -> str:

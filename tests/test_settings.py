@@ -93,6 +93,30 @@ def test_a_timeout_scale_from_1_to_10_is_taken(scale):
     assert Settings.from_sources({"timeout_scale": scale}, {}).timeout_scale == float(scale)
 
 
+def test_the_generated_workloads_seed_and_length_come_from_userdata_or_the_environment():
+    default = Settings.from_sources({}, {})
+    assert (default.seed, default.workload_transactions) == (None, 2000)
+    environ = {"FAILSPEC_SEED": "42", "FAILSPEC_WORKLOAD_TRANSACTIONS": "1000"}
+    assert Settings.from_sources({}, environ).seed == 42
+    assert Settings.from_sources({}, environ).workload_transactions == 1000
+    taken = Settings.from_sources({"seed": "7", "workload_transactions": "50"}, environ)
+    assert (taken.seed, taken.workload_transactions) == (7, 50)
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("seed", "-1", r"seed='-1' is out of range"),
+        ("seed", "abc", r"seed='abc' is not a number"),
+        ("workload_transactions", "5", r"workload_transactions='5' is out of range \(10 to"),
+        ("workload_transactions", "many", "workload_transactions='many' is not a number"),
+    ],
+)
+def test_a_seed_or_run_length_out_of_range_is_refused(name, value, message):
+    with pytest.raises(SetupError, match=message):
+        Settings.from_sources({name: value}, {})
+
+
 def test_a_password_with_an_unencoded_at_sign_is_refused_naming_the_fix_and_never_shown():
     with pytest.raises(SetupError) as caught:
         Settings.from_sources(
@@ -141,7 +165,7 @@ def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
     assert settings_module.main(["-Dbacknd=url", "features"]) == 2
     assert capsys.readouterr().err == (
         "failspec: cannot run: unknown setting 'backnd': known are backend, db_url, pg_bin, "
-        "pg_image, pg_port, standby_url, timeout_scale\n"
+        "pg_image, pg_port, seed, standby_url, timeout_scale, workload_transactions\n"
     )
 
 

@@ -18,7 +18,7 @@ import parse
 from behave import register_type
 
 from failspec.conditions import CLIENT_CONDITIONS, CONDITION_NAMES
-from failspec.harness.concurrency import isolation
+from failspec.harness.concurrency import generated, isolation
 from failspec.harness.faults import hangs
 from failspec.harness.faults.server import LOST_CONNECTION
 from failspec.ledger.mistakes import MISTAKES
@@ -129,6 +129,20 @@ choice("Level", isolation.LEVELS)
 choice("Verdict", (isolation.ALLOWED, isolation.PREVENTED))
 choice("Anomaly", tuple(isolation.ANOMALIES))
 choice("How", (isolation.BY_ABORT, isolation.BY_WAIT, isolation.BY_SNAPSHOT, isolation.NOTHING))
+
+# -- generated workloads (failspec.harness.concurrency.generated): one anomaly, or several
+choice("Cycle", generated.PHRASES)
+_CYCLE = _one_of(generated.PHRASES)
+
+
+@parse.with_pattern(rf"(?:{_CYCLE})(?:, (?:{_CYCLE}))*(?: (?:and|or) (?:{_CYCLE}))?")
+def cycles(text: str) -> list[str]:
+    """``dirty write (G0), aborted read (G1a) or write skew (G2-item)`` -> their classes
+    (the phrases of ``Cycle``, joined by commas and a last "and" or "or")."""
+    return [generated.PHRASES[p] for p in re.findall(_CYCLE, text)]
+
+
+register_type(Cycles=cycles)
 
 # -- how a request waits when the database goes silent (failspec.harness.faults.hangs)
 choice("Phase", hangs.PHASES)

@@ -14,6 +14,9 @@
 * ``context.server_faults`` crashes, restarts, pauses the server; puts it back after
 * ``context.network``   the fault proxy between application and server (@network)
 * ``context.matrix``    the run's isolation-anomaly verdicts (written after the run)
+* ``context.generated_matrix`` the generated workloads' runs and findings, by level, and
+                        the run's seed (reports/isolation-generated.json)
+* ``context.generated`` the scenario's generated workload (set by its steps)
 * ``context.replication`` the run's replicated cluster, started for the first scenario
                         tagged @replication (before_all)
 * ``context.cluster``   that cluster, in a @replication scenario (else None); its
@@ -61,6 +64,7 @@ from sqlalchemy.engine import Connection
 
 from failspec.conditions import first_line
 from failspec.harness import servers, waiting
+from failspec.harness.concurrency.generated import GeneratedMatrix
 from failspec.harness.concurrency.interleaving import Interleaving
 from failspec.harness.concurrency.isolation import History, Matrix
 from failspec.harness.errors import SetupError
@@ -107,6 +111,8 @@ LOG_LINES = 400
 HANG_MATRIX = "hang-matrix.json"
 #: The replication matrix's file, next to the others.
 REPLICATION_MATRIX = "replication-matrix.json"
+#: The generated workloads' matrix, next to the isolation matrix.
+GENERATED_MATRIX = "isolation-generated.json"
 #: Reports the harness writes next to behave's (besides the isolation matrix).
 OUR_REPORTS = ("metrics.json", "evidence.json", junit.STOPPED_EARLY, record.RUN_RECORD)
 #: How long a concurrent session's action may take to finish, block or pause (s).
@@ -141,13 +147,15 @@ def before_all(context: Any) -> None:
         prepare=Ledger.create_tables,
     )
     context.matrix = Matrix()
+    context.generated_matrix = GeneratedMatrix(context.settings.seed)
     context.hang_matrix = HangMatrix()
     context.replication_matrix = ReplicationMatrix()
     context.run_metrics = Metrics(context.server.backend, context.server.version)
     context.evidence = {}
     for stale in (matrix_path(context), *(reports_dir(context) / f for f in OUR_REPORTS),
                   reports_dir(context) / HANG_MATRIX,
-                  reports_dir(context) / REPLICATION_MATRIX):  # fmt: skip
+                  reports_dir(context) / REPLICATION_MATRIX,
+                  reports_dir(context) / GENERATED_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
 
 
@@ -491,6 +499,11 @@ def after_all(context: Any) -> None:
         replication_matrix = getattr(context, "replication_matrix", None)
         if replication_matrix is not None and replication_matrix.cells:
             replication_matrix.write(reports_dir(context) / REPLICATION_MATRIX)
+        generated_matrix = getattr(context, "generated_matrix", None)
+        if generated_matrix:
+            generated_matrix.write(reports_dir(context) / GENERATED_MATRIX)
+            print(f"failspec: generated workloads: seed {generated_matrix.seed} "
+                  f"(re-run them with -D seed={generated_matrix.seed})", flush=True)  # fmt: skip
         metrics = getattr(context, "run_metrics", None)
         figures = metrics.as_json() if metrics is not None else None  # once: run.json agrees
         if metrics is not None:
@@ -544,6 +557,7 @@ def run_record(
     matrix = getattr(context, "matrix", None)
     hang_matrix = getattr(context, "hang_matrix", None)
     replication_matrix = getattr(context, "replication_matrix", None)
+    generated_matrix = getattr(context, "generated_matrix", None)
     features = getattr(context, "all_features", None)
     return record.build(
         features.features if features is not None else [],
@@ -555,6 +569,7 @@ def run_record(
         isolation=matrix.as_json() if matrix is not None else None,
         hangs=hang_matrix.as_json() if hang_matrix is not None else None,
         replication=replication_matrix.as_json() if replication_matrix is not None else None,
+        generated=generated_matrix.as_json() if generated_matrix else None,
     )
 
 

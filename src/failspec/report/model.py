@@ -224,6 +224,76 @@ class ReplicationMatrix:
     rows: list[tuple[str, str, list[ReplicationCell | None]]]
 
 
+#: The classes of the generated matrix (run.json "isolation_generated"), in plain words, in
+#: the checker's order (failspec.harness.concurrency.cycles.CLASSES, and the bank's one).
+GENERATED = {
+    "G0": "dirty write",
+    "G1a": "aborted read",
+    "G1b": "intermediate read",
+    "G1c": "circular information flow",
+    "G-single": "read skew",
+    "G2-item": "write skew",
+    "internal": "a transaction not seeing its own writes",
+    "incompatible-order": "reads that no one order of appends explains",
+    "read skew over balances": "a read of every balance with a total the books never had",
+}
+#: The generated workloads, in plain words.
+WORKLOADS = {
+    "list-append": "shared lists, read and appended to",
+    "bank": "transfers through the ledger, and reads of every balance",
+}
+
+
+@dataclass
+class GeneratedCell:
+    """One class at one level of a generated workload (a cell of "isolation_generated")."""
+
+    expected: str | None  # "never" or "allowed", as the specification says; None: not said
+    found: int
+    example: str | None
+
+    @property
+    def kind(self) -> str:
+        """held (never, and not found), broken (never, yet found: a real finding),
+        observed / not_observed (allowed), or unchecked (the specification said nothing)."""
+        if self.expected == "never":
+            return "broken" if self.found else "held"
+        if self.expected == "allowed":
+            return "observed" if self.found else "not_observed"
+        return "unchecked"
+
+    def words(self, transactions: int) -> str:
+        """'never · not found', 'never · found 2', 'allowed · observed 12', 'allowed · not
+        observed in 301 transactions'."""
+        if self.kind == "held":
+            return "never · not found"
+        if self.kind == "broken":
+            return f"never · found {self.found}"
+        if self.kind == "observed":
+            return f"allowed · observed {self.found}"
+        if self.kind == "not_observed":
+            return f"allowed · not observed in {transactions} transactions"
+        return f"found {self.found}" if self.found else "not found"
+
+
+@dataclass
+class GeneratedTable:
+    """One workload: its levels (with what ran) and one row per class."""
+
+    workload: str
+    plain: str
+    #: level -> its figures: transactions, committed, aborted (by condition), sessions…
+    levels: list[tuple[str, dict[str, Any]]]
+    #: class, its plain name, one cell per level (None: that level did not check it)
+    rows: list[tuple[str, str, list[GeneratedCell | None]]]
+
+
+@dataclass
+class Generated:
+    seed: int
+    tables: list[GeneratedTable]
+
+
 @dataclass
 class Run:
     features: list[Feature]
@@ -233,6 +303,7 @@ class Run:
     hangs: HangMatrix | None = None
     replication: ReplicationMatrix | None = None
     stopped: dict[str, Any] | None = None  # run.json "stopped", when the run stopped early
+    generated: Generated | None = None
 
     @property
     def headline(self) -> str | None:
@@ -286,6 +357,7 @@ def load_run(reports: Path) -> Run:
     matrix = data.get("isolation_matrix")
     hangs = data.get("hang_matrix")
     replication = data.get("replication_matrix")
+    generated = data.get("isolation_generated")
     return Run(
         features=features,
         summary=summary,
@@ -293,6 +365,7 @@ def load_run(reports: Path) -> Run:
         hangs=_hang_matrix(hangs) if hangs else None,
         replication=_replication_matrix(replication) if replication else None,
         stopped=data.get("stopped"),
+        generated=_generated(generated) if generated else None,
     )
 
 
@@ -353,3 +426,39 @@ def _replication_matrix(data: dict[str, dict[str, dict[str, Any]]]) -> Replicati
         for level in data
     ]
     return ReplicationMatrix([(f, FAILURES.get(f, f)) for f in failures], rows)
+
+
+def _generated(data: dict[str, Any]) -> Generated:
+    """The generated matrix as the run wrote it: its workloads in :data:`WORKLOADS` order,
+    each with the levels it ran (weakest first) and the classes in :data:`GENERATED` order
+    (any other after them)."""
+    workloads = data["workloads"]
+    names = [w for w in WORKLOADS if w in workloads] + [w for w in workloads if w not in WORKLOADS]
+    tables = []
+    for workload in names:
+        by_level = workloads[workload]
+        levels = [level for level in LEVELS if level in by_level]
+        levels += [level for level in by_level if level not in LEVELS]
+        kinds = dict.fromkeys(k for level in levels for k in by_level[level]["anomalies"])
+        ordered = [k for k in GENERATED if k in kinds] + [k for k in kinds if k not in GENERATED]
+        rows = [
+            (
+                kind,
+                GENERATED.get(kind, ""),
+                [
+                    GeneratedCell(**cell) if (cell := by_level[level]["anomalies"].get(kind))
+                    else None
+                    for level in levels
+                ],
+            )
+            for kind in ordered
+        ]  # fmt: skip
+        tables.append(
+            GeneratedTable(
+                workload,
+                WORKLOADS.get(workload) or workload,
+                [(level, by_level[level]) for level in levels],
+                rows,
+            )
+        )
+    return Generated(int(data["seed"]), tables)

@@ -22,6 +22,10 @@ closing line (failspec.report.closing) are rendered from it alone. Its top-level
 * ``hang_matrix``: ``{phase: {silence: cell}}`` (None: no scenario measured one);
 * ``replication_matrix``: ``{synchronous_commit level: {failure: cell}}``, each cell
   ``{"acknowledged", "waited", "told", "survived"}`` (None: no scenario measured one);
+* ``isolation_generated``: the generated workloads (failspec.harness.concurrency.generated
+  ``GeneratedMatrix.as_json()``): ``{"seed", "workloads": {workload: {level: {
+  "transactions", "committed", "aborted", "sessions", "duration_s", "forms", "anomalies":
+  {class: {"expected", "found", "example"}}}}}}`` (None: no generated scenario ran);
 * ``metrics``: the run's figures (failspec.harness.guards.metrics ``Metrics.as_json()["run"]``).
 
 Scenarios are every scenario of the features behave was given, in the files' order,
@@ -144,6 +148,7 @@ def build(
     isolation: dict[str, dict[str, str]] | None = None,
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
     replication: dict[str, dict[str, dict[str, Any]]] | None = None,
+    generated: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The record of a run from behave's model of its ``features`` (once behave has run
     them, e.g. in after_all) and the harness's parts (see :func:`attach`).
@@ -162,6 +167,7 @@ def build(
         "isolation_matrix": None,
         "hang_matrix": None,
         "replication_matrix": None,
+        "isolation_generated": None,
         "metrics": None,
     }
     for feature in features:
@@ -185,6 +191,7 @@ def build(
         isolation=isolation,
         hangs=hangs,
         replication=replication,
+        generated=generated,
     )
 
 
@@ -196,6 +203,7 @@ def attach(
     isolation: dict[str, dict[str, str]] | None = None,
     hangs: dict[str, dict[str, dict[str, Any]]] | None = None,
     replication: dict[str, dict[str, dict[str, Any]]] | None = None,
+    generated: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Put the harness's parts into ``record`` (each given one replaces what it held):
 
@@ -204,7 +212,7 @@ def attach(
     * ``evidence``: location -> what the harness kept of a failed scenario;
     * ``isolation``: ``isolation.Matrix.as_json()``; ``hangs``: ``HangMatrix.as_json()``;
       ``replication``: ``faults.replication.ReplicationMatrix.as_json()`` (an empty one
-      leaves None, as for the others).
+      leaves None, as for the others); ``generated``: ``GeneratedMatrix.as_json()``.
     """
     if metrics is not None:
         record["metrics"] = metrics.get("run")
@@ -220,6 +228,8 @@ def attach(
         record["hang_matrix"] = hangs or None
     if replication is not None:
         record["replication_matrix"] = replication or None
+    if generated is not None:
+        record["isolation_generated"] = generated or None
     return record
 
 
@@ -255,6 +265,7 @@ def setup_error(message: str) -> dict[str, Any]:
         "isolation_matrix": None,
         "hang_matrix": None,
         "replication_matrix": None,
+        "isolation_generated": None,
         "metrics": None,
     }
 

@@ -36,7 +36,12 @@ ENV_TWINS = {
     "pg_bin": "FAILSPEC_PG_BIN",
     "pg_port": "FAILSPEC_PG_PORT",
     "timeout_scale": "FAILSPEC_TIMEOUT_SCALE",
+    "seed": "FAILSPEC_SEED",
+    "workload_transactions": "FAILSPEC_WORKLOAD_TRANSACTIONS",
 }
+#: The range of ``workload_transactions``: at least a few for each of the sessions, at
+#: most what a soak on a fast machine runs in minutes.
+WORKLOAD_TRANSACTIONS = (10, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,10 @@ class Settings:
     pg_port: int | None = None
     # Multiplies every timeout the suite sets or waits for; raise it on slow machines.
     timeout_scale: float = 1.0
+    #: The seed of the generated workloads (None: a new one each run, printed).
+    seed: int | None = None
+    #: How many transactions each generated scenario runs (its run length).
+    workload_transactions: int = 2000
 
     @classmethod
     def from_sources(cls, userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
@@ -97,6 +106,13 @@ class Settings:
         if "timeout_scale" in values:
             scale = values["timeout_scale"]
             values["timeout_scale"] = _number(scale, "timeout_scale", float, *TIMEOUT_SCALES)
+        if "seed" in values:
+            values["seed"] = _number(values["seed"], "seed", int, 0, 2**63 - 1)
+        if "workload_transactions" in values:
+            values["workload_transactions"] = _number(
+                values["workload_transactions"], "workload_transactions", int,
+                *WORKLOAD_TRANSACTIONS,
+            )  # fmt: skip
         # mypy cannot match a dict of mixed values to the fields by name: they are the
         # sources' strings, and the numbers converted and checked above.
         return cls(**values)  # type: ignore[arg-type]
