@@ -406,13 +406,16 @@ def replication_matrix() -> replication.ReplicationMatrix:
     """One cell of each kind, as the harness's own code makes them (Failover.cell), the
     levels recorded out of the matrix's order."""
     matrix = replication.ReplicationMatrix()
-    crash, cut_off = replication.FAILURES
+    crash, cut_off, partition = replication.FAILURES
     lost = replication.Cell(acknowledged=True, waited=False, told="applied", survived=False)
     doubt = replication.Cell(False, True, "transaction_resolution_unknown", survived=True)
     matrix.record("on", cut_off, replication.Cell(False, True, "connection_lost", False))
     matrix.record("on", crash, replication.Cell(True, False, "applied", True))
     matrix.record("local", cut_off, lost)
     matrix.record("remote_apply", cut_off, doubt)
+    matrix.record(
+        "remote_write", partition, replication.Cell(False, True, "connection_lost", False)
+    )
     return matrix
 
 
@@ -555,16 +558,22 @@ def test_the_report_shows_the_replication_matrix_the_harness_wrote(harness_repor
     rows = [text(row) for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
     assert rows[0] == (
         "synchronous_commit the primary crashes and the standby is promoted "
-        "the standby is cut off, then the primary crashes and the standby is promoted"
+        "the standby is cut off, then the primary crashes and the standby is promoted "
+        "the network between primary and standby is partitioned, then the primary crashes "
+        "and the standby is promoted"
     )
     assert rows[1:] == [
-        "local waits for the primary's own disk, not for a standby not run ✘ told applied · lost",
+        "local waits for the primary's own disk, not for a standby not run ✘ told applied · lost "
+        "not run",
+        "remote_write waits until the standby has written the payment to its operating system "
+        "not run not run "
+        "✔ waited, told connection_lost · not acknowledged, so nothing acknowledged lost",
         "on waits until the standby has saved the payment to its disk "
         "✔ told applied · survived "
-        "✔ waited, told connection_lost · not acknowledged, so nothing acknowledged lost",
+        "✔ waited, told connection_lost · not acknowledged, so nothing acknowledged lost not run",
         "remote_apply waits until the standby shows the payment to its readers not run "
         "? waited, told transaction_resolution_unknown · not acknowledged, yet it survived: "
-        "in doubt",
+        "in doubt not run",
     ]
     assert '<td class="lost">' in table  # the one broken promise stands out
     legend = text(re.search(r'<p class="legend">.*?</p>', section, re.S)[0])
