@@ -49,7 +49,7 @@ class SslServer:
         userinfo = "failspec" if password is None else f"failspec:{quote(password, safe='')}"
         query = "&".join(f"{key}={quote(value, safe='/')}" for key, value in params.items())
         port = self.server.endpoint.port
-        url = f"postgresql://{userinfo}@{HOST}:{port}/failspec"
+        url = f"postgresql+psycopg2://{userinfo}@{HOST}:{port}/failspec"
         return url + (f"?{query}" if query else "")
 
     def tls(self, **more: str) -> dict[str, str]:
