@@ -401,8 +401,10 @@ class Failover:
     def start_report(self, schema: str, sql: str, seconds: float) -> None:
         """Run ``sql`` on the standby in a thread, in ``schema``, padded to take at least
         ``seconds`` (``pg_sleep`` in the same statement, so the statement holds its
-        snapshot that long); return once the standby shows it running
-        (``pg_stat_activity``, ``state = 'active'``). :meth:`report` gives its outcome."""
+        snapshot that long); return once the standby shows it in that sleep
+        (``pg_stat_activity``'s ``wait_event = 'PgSleep'``: its snapshot is taken; the
+        connection's own first queries, SQLAlchemy's dialect set-up and the ``SET``, are
+        active too, but never sleep). :meth:`report` gives its outcome."""
         self.settle()
         member = self.cluster.member(STANDBY)
         statement = sa.text(f"SELECT * FROM ({sql}) AS report, pg_sleep(:s)")
@@ -431,7 +433,7 @@ class Failover:
                 self.cluster._scalar(
                     STANDBY,
                     "SELECT count(*) FROM pg_stat_activity WHERE application_name = :a "
-                    "AND state = 'active'",
+                    "AND wait_event = 'PgSleep'",
                     a=REPORT_APP,
                 )
             )
