@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -32,7 +33,14 @@ def client(docker_image) -> Iterator[docker.DockerClient]:
 
 
 def ours(client) -> list:
-    return client.containers.list(all=True, filters={"label": OWNER_LABEL})
+    """The containers this process made (its owner label names this host and pid): another
+    run on the machine at the same time (a parallel worker, a second CI) has its own."""
+
+    def mine(container) -> bool:
+        owner = json.loads(container.labels[OWNER_LABEL])
+        return owner.get("host") == socket.gethostname() and owner.get("pid") == os.getpid()
+
+    return [c for c in client.containers.list(all=True, filters={"label": OWNER_LABEL}) if mine(c)]
 
 
 def test_an_image_that_is_not_here_and_cannot_be_pulled_is_one_clear_line(client):
