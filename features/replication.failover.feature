@@ -233,6 +233,19 @@ Feature: Failover: which payments the client was told about survive a promotion
       Then it fails with connection_refused
       And no payment for dave is in the ledger
 
+  Rule: An application partitioned from the primary never pays into the standby when it asks for a server that accepts writes
+
+    @network
+    Scenario: Cut off from the primary by a network partition, an application that asks for a server that accepts writes fails, and the standby gets no payment
+      Given the application connects to both servers, reaching the primary through the network, asking for one that accepts writes
+      And the application's connect timeout is 2 seconds
+      And the application does not retry
+      When the network to the database goes silent
+      And the application pays 40.00 to dave with reference ref-671
+      Then it fails with read_only_session
+      And it took at least 2 seconds
+      And no payment for dave is in the ledger
+
   Rule: An old primary that comes back as a standby is never written to by an application that asks for a server that accepts writes
 
     @changes-ledger @server-control

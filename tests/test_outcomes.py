@@ -47,6 +47,13 @@ def test_a_server_error_is_named_by_its_postgresql_condition(code, name):
         ("failed: Connection refused\n\tIs the server running on that host", "connection_refused"),
         ("failed: timeout expired", "connect_timeout"),
         ("server closed the connection unexpectedly", "connection_lost"),
+        # libpq's error for a multi-host string lists each host's: the server that
+        # answered but accepts no writes names it, not the other host's timeout.
+        (
+            'connection to server at "127.0.0.1", port 1 failed: timeout expired\n'
+            'connection to server at "127.0.0.1", port 2 failed: session is read-only',
+            "read_only_session",
+        ),
     ],
 )
 def test_a_connection_failure_without_sqlstate_is_named_from_postgresql_message(message, name):

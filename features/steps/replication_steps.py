@@ -245,3 +245,14 @@ def step_report_total(context, amount):
     context.outcome = context.failover.report()
     assert_that(context.outcome.error, equal_to(None), "the report on the standby")
     assert_that(context.outcome.rows, equal_to([(amount,)]), "the report's total")
+
+
+@given(
+    "the application connects to both servers, reaching the primary through the network, asking for one that accepts writes"
+)
+def step_connects_via_network(context):
+    primary = context.cluster.primary_name
+    context.app.url = context.cluster.url(
+        primary, STANDBY, target_session_attrs="read-write",
+        via={primary: (context.network.proxy.host, context.network.proxy.port)},
+    )  # fmt: skip

@@ -54,6 +54,10 @@ CLIENT_CONDITIONS = {
     "invalid_request": "the data layer refused an operation in its current state",
     "application_error": "the application's own code gave up in the middle of its work",
     "deadline_exceeded": "the server did not answer within the application's request deadline",
+    "read_only_session": (
+        "no server in the connection string that answered accepts writes "
+        '(target_session_attrs=read-write; libpq: "session is read-only")'
+    ),
 }
 
 # (pattern in the message, condition). Server texts are PostgreSQL's own (src/backend/libpq/
@@ -70,6 +74,9 @@ _MESSAGE_CONDITIONS: Sequence[tuple[re.Pattern[str], str]] = [
         (r"remaining connection slots are reserved", "too_many_connections"),
         (r"the database system is (starting up|shutting down|in recovery)", "cannot_connect_now"),
         (r"terminating connection due to administrator command", "admin_shutdown"),
+        # A multi-host string lists every host's error; a server that answered but
+        # accepts no writes says more than the others' refusals or timeouts.
+        (r"session is read-only|server is in hot standby mode", "read_only_session"),
         (r"Connection refused", "connection_refused"),
         (r"timeout expired", "connect_timeout"),
         (r"could not translate host name", "unknown_host"),

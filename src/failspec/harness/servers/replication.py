@@ -20,6 +20,7 @@ they go where their connection string says (:meth:`Cluster.url`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -165,13 +166,22 @@ class Cluster:
         """The names of the members that are not the primary now."""
         return [name for name in self.members if name != self.primary_name]
 
-    def url(self, *names: str, target_session_attrs: str | None = None) -> URL:
+    def url(
+        self, *names: str, target_session_attrs: str | None = None,
+        via: dict[str, tuple[str, int]] | None = None,
+    ) -> URL:  # fmt: skip
         """The application's connection string for the members ``names`` (in order), as
         a libpq multi-host string when there are several (docs: libpq "Connection
         Strings", "Specifying Multiple Hosts"); ``target_session_attrs`` as libpq takes it
         (``read-write``, ``primary`` …). The address is the member's of this moment: it
-        does not follow a promotion, as a connection string does not."""
+        does not follow a promotion, as a connection string does not. ``via``: the
+        (host, port) through which a member is reached instead (a fault proxy in front
+        of it)."""
         endpoints = [self.member(name).endpoint for name in names]
+        for i, name in enumerate(names):
+            if via and name in via:
+                host, port = via[name]
+                endpoints[i] = dataclasses.replace(endpoints[i], host=host, port=port)
         first = endpoints[0]
         query: dict[str, Any] = dict(first.params)
         if target_session_attrs is not None:
