@@ -262,7 +262,11 @@ def _prepare(context: Any, scenario: Any) -> None:
     context.audit = Auditor(workspace)
     # The guards look once everything made after them is closed (fixtures.TEARDOWN).
     use_fixture(fixtures.guarded, context, lambda guards: _guard(context, scenario, guards))
-    context.app = _held(context, Application(workspace, context.data_layer), "the application")
+    context.app = _held(
+        context,
+        Application(workspace, context.data_layer, context.settings.data_layer),
+        "the application",
+    )
     deadline = SESSION_DEADLINE * context.settings.timeout_scale
     # Each session is another instance of the application: its engine options are the
     # application's (read when it first connects), its pool is its own.

@@ -51,8 +51,15 @@ layer runs:
   "committed locally, but might not have been replicated"; never reported as applied, never
   retried). A layer that keeps its references resolves a lost reply by retrying: the retry
   finds the operation by its reference (``already_applied=True``) or applies it.
+* **A connection thrown away.** An error after which the layer threw its connection away
+  (lost, found broken, closed at the deadline) says so: ``connection_invalidated`` is True
+  on it (SQLAlchemy's ``DBAPIError`` attribute; a layer on the driver alone sets it on the
+  driver's error). The specification reads it ("it fails because the connection was
+  lost"), and the default retry judgement (``is_transient``) retries such a failure.
 * An operation that failed after retries raises the last failure, with the number of
-  attempts in its attribute ``failspec_attempts`` (``RetryPolicy.run`` sets it).
+  attempts in its attribute ``failspec_attempts``, and, when every failure was transient,
+  the note ``gave up after N attempts (all transient failures)``
+  (``failspec.conditions.note``; ``RetryPolicy.run`` does both).
 
 **Retries.** ``Resources.retry`` is the application's retry policy: a layer makes at most
 ``retry.attempts`` attempts, asks ``retry.transient(error)`` whether a failure is worth

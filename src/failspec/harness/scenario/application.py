@@ -103,10 +103,17 @@ class Application:
     #: The name of the application's own session, the one steps mean by "the application".
     NAME = "the application"
 
-    def __init__(self, workspace: Workspace, data_layer: port.Factory = port.reference) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        data_layer: port.Factory = port.reference,
+        data_layer_name: str = port.REFERENCE,
+    ) -> None:
         self.workspace = workspace
-        #: What builds the application's data layer (``-D data_layer``; failspec.ledger.port).
+        #: What builds the application's data layer, and its name as ``-D data_layer`` gives
+        #: it (failspec.ledger.port).
         self.data_layer = data_layer
+        self.data_layer_name = data_layer_name
         self._layer: port.DataLayer | None = None
         self._capabilities: frozenset[str] | None = None
         # SQLAlchemy's defaults, except a pool that never grows past its size.
@@ -310,11 +317,6 @@ class Application:
         ):
             layer.before_commit = before_commit
         return layer
-
-    @property
-    def data_layer_name(self) -> str:
-        """The data layer's factory, as ``-D data_layer`` names it."""
-        return f"{self.data_layer.__module__}:{self.data_layer.__qualname__}"
 
     def lacks(self, capability: str) -> str | None:
         """Why the data layer cannot take part in a scenario that needs ``capability`` (a
