@@ -75,3 +75,26 @@ def test_a_scenario_needing_a_capability_the_layer_lacks_is_skipped_with_the_rea
 def test_the_same_scenario_runs_on_a_layer_that_offers_it(tmp_path):
     scenario = _behave(tmp_path, port.REFERENCE, "features/transfers.atomic.feature:40")
     assert scenario["status"] == "passed", scenario
+
+
+def _record(*scenarios: dict) -> dict:
+    return {"features": [{"rules": [{"scenarios": list(scenarios)}]}]}
+
+
+def _scenario(status: str, reason: str | None = None) -> dict:
+    return {"location": "f.feature:1", "name": "n", "status": status, "skip_reason": reason}
+
+
+def test_the_ci_check_takes_exactly_the_documented_missing_capabilities():
+    from scripts.check_data_layer_skips import problems
+
+    lacks = "the data layer x:factory offers no request deadline (deadline)"
+    record = _record(_scenario("passed"), _scenario("skipped", lacks))
+    assert problems(record, {"request deadline"}) == []
+    assert problems(record, set()) == [
+        "skipped for lack of request deadline, not documented as missing"
+    ]
+    assert problems(_record(_scenario("passed")), {"request deadline"}) == [
+        "no scenario skipped for lack of request deadline: update the README"
+    ]
+    assert problems(_record(_scenario("failed")), set()) == ["f.feature:1 failed: n"]
