@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-MISSING = re.compile(r"the data layer \S+ offers no (.+) \(\w+\)$")
+MISSING = re.compile(r"the data layer \S+ offers no (.+?) \(")
 
 
 def problems(record: dict, expected: set[str]) -> list[str]:

@@ -219,7 +219,10 @@ class OrmUnitOfWork(Protocol):
 
 
 BETWEEN_LEGS = "point between a transfer's legs (between_legs)"
-BEFORE_COMMIT = "point just before an operation's COMMIT (before_commit)"
+BEFORE_COMMIT = (
+    "point just before an operation's COMMIT (before_commit; or engine, for a layer that "
+    "commits through Resources.engine)"
+)
 DEADLINE = "request deadline (deadline)"
 LOCK_ORDER = "choice of how a transfer locks its accounts (lock_in_order)"
 UNIT_OF_WORK = "ORM unit of work (unit_of_work)"
