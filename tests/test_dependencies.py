@@ -10,9 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the project's Python code lives (tests/fixtures included: behave loads it).
-CODE = ("src", "features", "tests", "bench", "scripts", "tools")
-#: Top-level names that are the project's own: the package, and the test suite itself.
-OWN = {"failspec", "tests"}
+CODE = ("src", "features", "tests", "bench", "scripts", "tools", "examples")
+#: Top-level names that are the project's own: the package, the test suite, the example
+#: data layers and the scripts (the tests import both).
+OWN = {"failspec", "tests", "examples", "scripts"}
 
 
 def _normal(name: str) -> str:

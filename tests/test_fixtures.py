@@ -17,6 +17,7 @@ from behave.runner import Context
 from failspec.harness import hooks
 from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.fixtures import GuardFailed, Guards, held
+from failspec.ledger import port
 
 #: What each stand-in is called in fixtures.TEARDOWN.
 NAMES = {
@@ -76,7 +77,8 @@ def scene(monkeypatch: pytest.MonkeyPatch) -> tuple[Context, Any, list[str]]:
     context = Context(runner)
     context._runner = runner  # Context keeps a weak proxy; keep the runner alive
     context.run = run
-    context.settings = types.SimpleNamespace(timeout_scale=1.0)
+    context.settings = types.SimpleNamespace(timeout_scale=1.0, data_layer=port.REFERENCE)
+    context.data_layer = port.reference
     context.run_metrics = types.SimpleNamespace(last_counters=None)
     context.scenario_metrics = types.SimpleNamespace(overhead_ms=0.0)
     context.server = None

@@ -50,6 +50,30 @@ def test_a_database_urls_parameters_are_judged_by_the_chosen_drivers_libpq():
         )
 
 
+def test_the_data_layer_is_the_ledgers_own_unless_told_otherwise_by_userdata_or_its_twin():
+    assert Settings.from_sources({}, {}).data_layer == "failspec.ledger.port:reference"
+    example = "examples.psycopg_ledger:factory"
+    assert Settings.from_sources({}, {"FAILSPEC_DATA_LAYER": example}).data_layer == example
+    told = Settings.from_sources({"data_layer": example}, {"FAILSPEC_DATA_LAYER": "x.y:z"})
+    assert told.data_layer == example
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("examples.psycopg_ledger", "is not of the form package.module:factory"),
+        ("no_such_package.layer:factory", "cannot import no_such_package.layer"),
+        ("examples.psycopg_ledger:no_such_factory", "has no no_such_factory"),
+        ("examples.psycopg_ledger.ledger:REFERENCE_CONSTRAINT", "is not callable"),
+    ],
+)
+def test_a_data_layer_that_is_not_an_importable_factory_is_one_clear_line(spec, message):
+    with pytest.raises(SetupError, match=message) as refused:
+        Settings.from_sources({"data_layer": spec}, {})
+    assert "\n" not in str(refused.value)
+    assert "FAILSPEC_DATA_LAYER" in str(refused.value)
+
+
 def test_database_url_comes_from_the_environment():
     settings = Settings.from_sources({"backend": "url"}, {"DATABASE_URL": "postgresql://u@h/d"})
     assert settings.db_url == "postgresql://u@h/d"
@@ -188,8 +212,9 @@ def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
     assert settings_module.main(["-D", "backend=embedded", "--tags", "not @slow", "features"]) == 0
     assert settings_module.main(["-Dbacknd=url", "features"]) == 2
     assert capsys.readouterr().err == (
-        "failspec: cannot run: unknown setting 'backnd': known are backend, db_url, driver, "
-        "pg_bin, pg_image, pg_port, seed, standby_url, timeout_scale, workload_transactions\n"
+        "failspec: cannot run: unknown setting 'backnd': known are backend, data_layer, db_url, "
+        "driver, pg_bin, pg_image, pg_port, seed, standby_url, timeout_scale, "
+        "workload_transactions\n"
     )
 
 

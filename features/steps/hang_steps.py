@@ -8,7 +8,9 @@ from failspec.harness.driver_matrix import observed
 from failspec.harness.faults import hangs
 from failspec.harness.faults.hangs import Cell, Hang
 from failspec.harness.faults.network import PacketLoss
+from failspec.harness.scenario.application import skip_without
 from failspec.harness.scenario.fixtures import held
+from failspec.ledger import port
 
 
 @given(
@@ -24,6 +26,8 @@ def step_keepalives(context, idle, interval, count):
 def step_silence_during(context, fault, phase):
     if fault == hangs.CUT and (reason := PacketLoss.unavailable()) is not None:
         context.scenario.skip(f"a cut network needs real packet loss: {reason}")
+        return
+    if phase == hangs.COMMIT and skip_without(context, port.BEFORE_COMMIT):
         return
     context.hang = hang = Hang(
         context.app, context.workspace, context.network, context.server_faults,

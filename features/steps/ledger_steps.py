@@ -168,7 +168,7 @@ def step_one_operation(context, reference):
 @when("the application attempts {attempt:RuleBreach}")
 def step_attempt(context, attempt):
     phrase, kind, args = attempt
-    ledger = context.app.ledger
+    ledger = context.app.statements
     if kind == "record":
         account, amount, reference = args
         payment = Payment(account, Decimal(amount), reference)

@@ -8,7 +8,8 @@ from hamcrest import assert_that, equal_to
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.faults.network import PacketLoss
-from failspec.ledger import Payment
+from failspec.harness.scenario.application import skip_without
+from failspec.ledger import Payment, port
 
 #: Bytes of a reply that still get through before the connection is cut mid-result.
 CUT_AFTER_BYTES = 1000
@@ -41,6 +42,8 @@ def step_lose_commit_reply(context):
 
 @given("the network will lose the reply to the next commit")
 def step_lose_commit_reply_for_good(context):
+    if skip_without(context, port.BEFORE_COMMIT):
+        return
     # The commit goes out; the first byte of its reply cuts the connection.
     proxy = context.network.proxy
     context.app.before_next_commit(lambda: proxy.limit_data(0, "downstream"))

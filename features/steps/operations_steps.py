@@ -9,7 +9,8 @@ from failspec.harness.faults import server as server_faults
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.scenario import backoff
-from failspec.ledger import Payment, Transfer
+from failspec.harness.scenario.application import skip_without
+from failspec.ledger import Payment, Transfer, port
 
 
 def _operation(context, action, fn):
@@ -94,6 +95,8 @@ def step_no_retry(context):
 
 @given("the connection will be lost between the legs of the next transfer")
 def step_lose_between_legs(context):
+    if skip_without(context, port.BETWEEN_LEGS):
+        return
     context.app.lose_connection_between_transfer_legs()
 
 

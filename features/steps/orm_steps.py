@@ -9,6 +9,8 @@ from hamcrest import assert_that, equal_to
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import fails_with, succeeds
 from failspec.harness.outcomes import capture
+from failspec.harness.scenario.application import skip_without
+from failspec.ledger import port
 from failspec.ledger.orm import Account, Operation
 
 
@@ -80,6 +82,8 @@ def _write_payment(unit, amount: Decimal, account: str) -> None:
     "the application has started a unit of work that writes a payment of {amount:Money} for {account:Account}"
 )
 def step_unit_started(context, amount, account):
+    if skip_without(context, port.UNIT_OF_WORK):
+        return
     unit = context.app.start_unit_of_work()
     _write_payment(unit, amount, account)
     unit.flush()

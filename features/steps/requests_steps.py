@@ -5,6 +5,8 @@ from hamcrest import assert_that, equal_to, has_length, is_not
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.matchers import fails_with
+from failspec.harness.scenario.application import skip_without
+from failspec.ledger import port
 from failspec.ledger.deadline import is_deadline_exceeded, outcome_unknown
 
 
@@ -15,6 +17,8 @@ from failspec.ledger.deadline import is_deadline_exceeded, outcome_unknown
     "the application gives up on any request the database has not answered within {seconds:Seconds} second"
 )
 def step_request_deadline(context, seconds):
+    if skip_without(context, port.DEADLINE):
+        return
     context.app.request_deadline = seconds
 
 
@@ -28,6 +32,8 @@ def step_commit_unanswered_then_recover(context):
 
 @given("the network will take in the next commit without answering")
 def step_commit_unanswered(context):
+    if skip_without(context, port.BEFORE_COMMIT):
+        return
     # Silent from just before COMMIT is sent: held, neither delivered nor refused.
     context.app.before_next_commit(context.network.accept_but_never_answer)
 

@@ -8,14 +8,17 @@ from hamcrest import assert_that
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
 from failspec.harness.faults import server as server_faults
 from failspec.harness.matchers import succeeds
+from failspec.harness.scenario.application import skip_without
 from failspec.harness.scenario.fixtures import held
-from failspec.ledger import Ledger
+from failspec.ledger import Ledger, port
 
 
 @given(
     "the server will crash just before the next operation commits, and stay down until the ledger has waited twice"
 )
 def step_crash_until_second_wait(context):
+    if skip_without(context, port.BEFORE_COMMIT):
+        return
     server = context.server_faults
     context.app.before_next_commit(server.crash)
 

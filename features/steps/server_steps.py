@@ -3,7 +3,9 @@
 from behave import given, then, when
 
 import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter types)
+from failspec.harness.scenario.application import skip_without
 from failspec.harness.waiting import until
+from failspec.ledger import port
 
 
 @given("the server has crashed and been restarted")
@@ -17,6 +19,8 @@ def step_crash_restart(context):
     "the server will crash just before the next operation commits, and be restarted while the ledger waits to retry"
 )
 def step_crash_before_commit(context):
+    if skip_without(context, port.BEFORE_COMMIT):
+        return
     faults = context.server_faults
     context.app.before_next_commit(faults.crash)
     context.app.during_next_wait = faults.restart

@@ -19,7 +19,8 @@ import failspec.harness.gherkin_types  # noqa: F401  (registers the parameter ty
 from failspec.harness.concurrency.interleaving import BEFORE_COMMIT, Gate
 from failspec.harness.concurrency.isolation import Observation, judge
 from failspec.harness.matchers import fails_with, succeeds
-from failspec.ledger import Ledger, Payment, RetryPolicy, Transfer
+from failspec.harness.scenario.application import skip_without
+from failspec.ledger import Ledger, Payment, RetryPolicy, Transfer, port
 
 BETWEEN_LEGS = "between transfer legs"
 BEFORE_RETRY = "before retrying"
@@ -215,6 +216,8 @@ def step_claim_skip(context, name):
 
 @given("the ledger locks a transfer's source account first")
 def step_naive_order(context):
+    if skip_without(context, port.LOCK_ORDER):
+        return
     context.lock_in_order = False
 
 
@@ -225,6 +228,8 @@ def step_sessions_no_retry(context):
 
 @given("{names:Sessions} pause their next transfer between its legs")
 def step_pause_between(context, names):
+    if skip_without(context, port.BETWEEN_LEGS):
+        return
     for name in names:
         session = context.sessions[name]
         session.gates[BETWEEN_LEGS] = Gate(
@@ -234,6 +239,8 @@ def step_pause_between(context, names):
 
 @given("{name:Session} pauses its next operation before it commits")
 def step_pause_before_commit(context, name):
+    if skip_without(context, port.BEFORE_COMMIT):
+        return
     session = context.sessions[name]
     session.gates[BEFORE_COMMIT] = Gate(
         session, BEFORE_COMMIT, GATE_HOLD * context.sessions.timeout
@@ -253,9 +260,10 @@ def _session_ledger(context, name):
         sleep=(lambda _: retry_gate(None)) if retry_gate else (lambda _: None),
     )
     lock_in_order = getattr(context, "lock_in_order", None)
-    ledger = context.app.ledger_for(session.engine, retry, lock_in_order=lock_in_order)
-    ledger.between_legs = session.gates.get(BETWEEN_LEGS)  # before commit: the session's own
-    return ledger
+    return context.app.ledger_for(
+        session.engine, retry, lock_in_order=lock_in_order,
+        between_legs=session.gates.get(BETWEEN_LEGS), before_commit=session.gates.get(BEFORE_COMMIT),
+    )  # fmt: skip
 
 
 @when(

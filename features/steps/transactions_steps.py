@@ -66,13 +66,13 @@ def step_failed_in_tx(context, reference):
 
 
 def _record_in_tx(context, payment):
-    ledger = context.app.ledger
+    ledger = context.app.statements
     return context.app.session.run(f"record {payment}", lambda conn: ledger.record(conn, payment))
 
 
 @given("the application has marked every payment reversed in that transaction")
 def step_mark_all(context):
-    ledger = context.app.ledger
+    ledger = context.app.statements
     outcome = context.app.session.run(
         "mark all reversed", lambda conn: ledger.set_status_of_all(conn, "reversed")
     )
@@ -81,7 +81,7 @@ def step_mark_all(context):
 
 @given("the application has removed the payment {reference:Reference} in that transaction")
 def step_remove(context, reference):
-    ledger = context.app.ledger
+    ledger = context.app.statements
     outcome = context.app.session.run(f"remove {reference}", lambda c: ledger.remove(c, reference))
     assert_that(outcome, succeeds())
 
@@ -108,7 +108,7 @@ def step_commit_lost(context):
 
 @when("the application records a payment of {amount:Money} for {account:Account} on its own")
 def step_record_alone(context, amount, account):
-    ledger = context.app.ledger
+    ledger = context.app.statements
     payment = Payment(account, amount, f"ref-{account}")
     context.outcome = context.app.session.run_alone(
         f"record {payment}", lambda conn: ledger.record(conn, payment)
@@ -120,7 +120,7 @@ def step_record_alone(context, amount, account):
 
 
 def _attempt(context, payment):
-    ledger = context.app.ledger
+    ledger = context.app.statements
     context.outcome = context.app.session.run_alone(
         f"record {payment}", lambda conn: ledger.record(conn, payment)
     )

@@ -84,7 +84,7 @@ from failspec.harness.scenario.cluster import NoCluster, Replication
 from failspec.harness.scenario.fixtures import GuardFailed, Guards
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace, dead_runs_notice
 from failspec.harness.servers.settings import Settings
-from failspec.ledger import Ledger
+from failspec.ledger import Ledger, port
 from failspec.report import junit, record
 
 T = TypeVar("T")
@@ -140,11 +140,18 @@ def before_all(context: Any) -> None:
     try:
         context.settings = Settings.from_sources(context.config.userdata, os.environ)
         drivers.use(context.settings.driver)  # before the first connection
+        context.data_layer = port.load_factory(context.settings.data_layer)  # checked: Settings
+        try:
+            port.probe(context.data_layer, context.settings.driver)
+        except Exception as error:
+            raise SetupError(f"the data layer {context.settings.data_layer}: {error}") from None
         packet_filter.reap_stale_rules()  # what runs that died left, whatever the backend
         context.server = servers.start(context.settings)
     except SetupError as error:
         abort_setup(str(error), context.config.junit_directory if context.config.junit else None)
     print(context.server.banner() + dead_runs_notice(context.server), flush=True)
+    if context.settings.data_layer != port.REFERENCE:
+        print(f"failspec: data layer {context.settings.data_layer}", flush=True)
     context.run = Run(context.server, prepare=Ledger.create_tables)
     context.replication = Replication(
         servers.topology(context.settings, context.server),
@@ -255,7 +262,11 @@ def _prepare(context: Any, scenario: Any) -> None:
     context.audit = Auditor(workspace)
     # The guards look once everything made after them is closed (fixtures.TEARDOWN).
     use_fixture(fixtures.guarded, context, lambda guards: _guard(context, scenario, guards))
-    context.app = _held(context, Application(workspace), "the application")
+    context.app = _held(
+        context,
+        Application(workspace, context.data_layer, context.settings.data_layer),
+        "the application",
+    )
     deadline = SESSION_DEADLINE * context.settings.timeout_scale
     # Each session is another instance of the application: its engine options are the
     # application's (read when it first connects), its pool is its own.

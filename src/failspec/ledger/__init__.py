@@ -1,7 +1,7 @@
 """The system under specification: a ledger of payments and transfers in PostgreSQL.
 
-Swap in your own data layer by giving the steps an object with the same operations
-(see README: "Pointing the specification at your own data layer").
+Swap in your own data layer with ``-D data_layer=package.module:factory``: what it must
+offer is the port, ``failspec.ledger.port`` (README: "Specify your own data layer").
 """
 
 from failspec.ledger.errors import NotReplicated, ReferenceConflict, UnknownAccount

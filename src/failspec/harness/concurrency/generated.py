@@ -54,11 +54,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from failspec import drivers
 from failspec.conditions import condition_of
 from failspec.harness.concurrency import cycles
 from failspec.harness.concurrency.isolation import LEVELS
 from failspec.harness.scenario.workspace import Workspace
-from failspec.ledger import Ledger, Transfer
+from failspec.ledger import Transfer
+from failspec.ledger.port import DataLayer
 
 #: A key takes this many appends before it is retired (Elle's default max-writes-per-key).
 APPENDS_PER_KEY = 32
@@ -334,7 +336,7 @@ class BankRecord:
 
 
 def run_bank(
-    workspace: Workspace, level: str, ledger_for: Callable[[Engine], Ledger], *,
+    workspace: Workspace, level: str, ledger_for: Callable[[Engine], DataLayer], *,
     accounts: list[str], sessions: int, transactions: int, seed: int,
     timeout_scale: float = 1.0,
 ) -> Run:  # fmt: skip
@@ -348,6 +350,9 @@ def run_bank(
     run = Run("bank", level, seed, sessions)
     lock = threading.Lock()
 
+    #: SQLAlchemy's wrapper, or a driver's error from a layer on the driver alone.
+    aborted_by: tuple[type[BaseException], ...] = (sa.exc.DBAPIError, *drivers.driver_errors())
+
     def session(name: str, engine: Engine) -> None:
         ledger = ledger_for(engine)
         while (drawn := generator.next()) is not None:
@@ -360,7 +365,7 @@ def run_bank(
                     reference = f"gen-{seed}-{drawn.id}"
                     receipt = ledger.transfer(Transfer(source, target, amount, reference))
                     workspace.acknowledge(f"generated transfer {reference}", receipt)
-            except sa.exc.DBAPIError as error:
+            except aborted_by as error:
                 record.status, record.condition = cycles.ABORTED, _abort_condition(error)
             with lock:
                 run.history.append(record)
@@ -539,7 +544,7 @@ class Generated:
 
     def bank(
         self, workspace: Workspace, level: str, sessions: int, scale: float,
-        ledger_for: Callable[[Engine], Ledger], opening: dict[str, Decimal],
+        ledger_for: Callable[[Engine], DataLayer], opening: dict[str, Decimal],
     ) -> None:  # fmt: skip
         """Run the bank workload over the ``opening`` accounts and check every read."""
         self.run = run_bank(

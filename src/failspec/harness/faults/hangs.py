@@ -54,6 +54,7 @@ from failspec.conditions import first_line, network_condition_of
 from failspec.harness import waiting
 from failspec.harness.activity import backends_named
 from failspec.harness.faults.server import arm_slow_inserts
+from failspec.harness.scenario.application import backend_pid_of
 
 if TYPE_CHECKING:
     from failspec.harness.faults.network import Network
@@ -380,8 +381,8 @@ class Hang:
             self._hold_lock(self.account)
             self._watch("Lock", None)
 
-    def _before_commit(self, conn: sa.Connection) -> None:
-        self._inflict(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    def _before_commit(self, conn: Any) -> None:
+        self._inflict(backend_pid_of(conn))
 
     def _hold_lock(self, account: str) -> None:
         engine = self.workspace.engine(label="another client", poolclass=sa.pool.NullPool)

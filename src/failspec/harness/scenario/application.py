@@ -25,12 +25,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
+from failspec import drivers
 from failspec.conditions import NamedFailure
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.scenario.sessions import DbSession, Sessions
 from failspec.harness.scenario.workspace import Workspace
 from failspec.harness.waiting import until
-from failspec.ledger import Ledger, RetryPolicy, deadline, is_transient
+from failspec.ledger import Ledger, RetryPolicy, deadline, is_transient, port
 
 #: Pool options that size one pool; other instances of the application size their own.
 POOL_SIZING = ("pool_size", "max_overflow", "pool_timeout")
@@ -102,8 +103,19 @@ class Application:
     #: The name of the application's own session, the one steps mean by "the application".
     NAME = "the application"
 
-    def __init__(self, workspace: Workspace) -> None:
+    def __init__(
+        self,
+        workspace: Workspace,
+        data_layer: port.Factory = port.reference,
+        data_layer_name: str = port.REFERENCE,
+    ) -> None:
         self.workspace = workspace
+        #: What builds the application's data layer, and its name as ``-D data_layer`` gives
+        #: it (failspec.ledger.port).
+        self.data_layer = data_layer
+        self.data_layer_name = data_layer_name
+        self._layer: port.DataLayer | None = None
+        self._capabilities: frozenset[str] | None = None
         # SQLAlchemy's defaults, except a pool that never grows past its size.
         self.pool_options: dict[str, Any] = {
             "pool_size": 5,
@@ -265,23 +277,63 @@ class Application:
         return self.session.backend_pid if self.session.is_open() else self.last_backend_pid
 
     @property
-    def ledger(self) -> Ledger:
-        """The ledger on the application's own pool, with its retry policy and the faults
-        armed for its next operation."""
-        ledger = self.ledger_for(self.engine, self.retry)
-        ledger.between_legs = self._between_legs
-        ledger.deadline = self._request_deadline
-        return ledger
+    def ledger(self) -> port.DataLayer:
+        """The data layer on the application's own pool, with its retry policy, its request
+        deadline and the faults armed for its next operation (built once)."""
+        if self._layer is None:
+            layer = self.ledger_for(
+                self.engine, self.retry,
+                between_legs=self._between_legs, before_commit=self._before_commit,
+            )  # fmt: skip
+            if isinstance(layer, port.HonoursDeadline):
+                layer.deadline = self._request_deadline
+            self._layer = layer
+        return self._layer
 
     def ledger_for(
-        self, engine: Engine, retry: RetryPolicy, *, lock_in_order: bool | None = None
-    ) -> Ledger:
-        """The ledger as this application configures it, on ``engine``: its own pool, or
-        that of another instance of the application (a concurrent session T1, T2 …).
+        self,
+        engine: Engine,
+        retry: RetryPolicy,
+        *,
+        lock_in_order: bool | None = None,
+        between_legs: Callable[[Any], None] | None = None,
+        before_commit: Callable[[Any], None] | None = None,
+    ) -> port.DataLayer:
+        """The data layer as this application configures it, on ``engine``: its own pool,
+        or that of another instance of the application (a concurrent session T1, T2 …).
         ``lock_in_order``: only where a scenario says how transfers lock (None: the
-        ledger's own default)."""
-        options = {} if lock_in_order is None else {"lock_in_order": lock_in_order}
-        return Ledger(engine, retry=retry, **options)
+        layer's own way); ``between_legs``, ``before_commit``: the points where a scenario
+        holds the operation or inflicts a fault (for a layer committing through ``engine``,
+        its ``commit`` event is the point before COMMIT, hooked where the engine is made)."""
+        resources = port.Resources(
+            engine=engine, connection=port.pooled_connection(engine),
+            driver=drivers.current().name, retry=retry, lock_in_order=lock_in_order,
+        )  # fmt: skip
+        layer = self.data_layer(resources)
+        if isinstance(layer, port.PausesBetweenLegs):
+            layer.between_legs = between_legs
+        if isinstance(layer, port.PausesBeforeCommit) and not isinstance(
+            layer, port.CommitsThroughEngine
+        ):
+            layer.before_commit = before_commit
+        return layer
+
+    def lacks(self, capability: str) -> str | None:
+        """Why the data layer cannot take part in a scenario that needs ``capability`` (a
+        key of ``port.CAPABILITIES``), or None when it offers it. Learnt from a layer built
+        on resources it never uses (an engine that never connects)."""
+        if self._capabilities is None:
+            self._capabilities = port.probe(self.data_layer, drivers.current().name)
+        if capability in self._capabilities:
+            return None
+        return f"the data layer {self.data_layer_name} offers no {capability}"
+
+    @property
+    def statements(self) -> Ledger:
+        """The reference ledger's statements (``record``, ``move`` …), for a transaction
+        the harness holds (``session.run``): they state PostgreSQL's rules on the ledger's
+        schema, whatever data layer runs (failspec.ledger.port, "What the port covers")."""
+        return Ledger(self.engine)
 
     def instance_options(self) -> dict[str, Any]:
         """The engine options every instance of the application uses, its pool's sizing
@@ -307,8 +359,8 @@ class Application:
     def lose_connection_between_transfer_legs(self) -> None:
         """The next transfer's connection is ended by the server after its debit leg."""
 
-        def end_it(conn: Connection) -> None:
-            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        def end_it(conn: Any) -> None:
+            pid = backend_pid_of(conn)
             assert self.workspace.terminate(pid)
             self.ended_pid = pid
 
@@ -325,7 +377,9 @@ class Application:
 
     def start_unit_of_work(self) -> Session:
         """Open the ledger's unit of work; it ends at :meth:`finish_unit_of_work`."""
-        self._unit_session = self._units.enter_context(self.ledger.unit_of_work())
+        layer = self.ledger
+        assert isinstance(layer, port.OrmUnitOfWork), self.lacks(port.UNIT_OF_WORK)
+        self._unit_session = self._units.enter_context(layer.unit_of_work())
         return self._unit_session
 
     @property
@@ -480,6 +534,25 @@ class Application:
             deadline.uninstall()
             self._deadline_installed = False
         self.pool_log.clear()
+
+
+def backend_pid_of(conn: Any) -> int:
+    """The server process of the connection a data layer hands to a point inside its
+    operation (``between_legs``, ``before_commit``): a SQLAlchemy ``Connection`` or the
+    driver's own connection."""
+    if isinstance(conn, Connection):
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+    return drivers.backend_pid(conn)
+
+
+def skip_without(context: Any, capability: str) -> bool:
+    """Skip the scenario, giving the reason, when the application's data layer lacks
+    ``capability`` (``port.CAPABILITIES``); return whether it did. A step that needs a
+    capability returns at once when this returns True."""
+    reason = context.app.lacks(capability)
+    if reason is not None:
+        context.scenario.skip(reason)
+    return reason is not None
 
 
 class OtherClients:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 
 from failspec import drivers
 from failspec.harness.errors import SetupError
+from failspec.ledger import port
 
 BACKENDS = ("auto", "docker", "embedded", "url")
 #: The range of ``timeout_scale``. Below 1 the suite's own bounds (a session's 1.5 s to
@@ -40,6 +41,7 @@ ENV_TWINS = {
     "seed": "FAILSPEC_SEED",
     "workload_transactions": "FAILSPEC_WORKLOAD_TRANSACTIONS",
     "driver": "FAILSPEC_DRIVER",
+    "data_layer": "FAILSPEC_DATA_LAYER",
 }
 #: The range of ``workload_transactions``: at least a few for each of the sessions, at
 #: most what a soak on a fast machine runs in minutes.
@@ -66,6 +68,8 @@ class Settings:
     workload_transactions: int = 2000
     #: The database driver every connection is made with (``failspec.drivers``).
     driver: str = "psycopg2"
+    #: The data layer under specification: ``package.module:factory`` (failspec.ledger.port).
+    data_layer: str = port.REFERENCE
 
     @classmethod
     def from_sources(cls, userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
@@ -98,6 +102,11 @@ class Settings:
                 "(-D driver=... or FAILSPEC_DRIVER)"
             )
         values["driver"] = driver
+        if "data_layer" in values:
+            try:
+                port.load_factory(str(values["data_layer"]))
+            except port.NotAFactory as error:
+                raise SetupError(f"{error} (-D data_layer=... or FAILSPEC_DATA_LAYER)") from None
         if backend == "url" and not values.get("db_url"):
             raise SetupError(
                 "backend=url needs a server address: DATABASE_URL=postgresql://user@host:port/db "
