@@ -60,7 +60,10 @@ def test_a_container_that_dies_before_it_is_ready_shows_its_last_words(client, d
     dockerfile = (
         f'FROM {image}\nENTRYPOINT ["/bin/sh", "-c", "echo broken on purpose >&2; exit 3"]\n'
     )
-    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag="failspec/broken:test")
+    # rm/forcerm: the build leaves no intermediate container behind (the SDK keeps them).
+    client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag="failspec/broken:test", rm=True, forcerm=True
+    )
     try:
         started = time.monotonic()
         with pytest.raises(SetupError, match=r"failspec/broken:test.*broken on purpose"):
