@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from failspec import anomalies
 from failspec.report import record
 from failspec.report.record import (
     FAILED,
@@ -35,18 +36,7 @@ __all__ = [
 ]
 
 #: The anomalies of the isolation matrix, in the order of Adya's and Hermitage's tables.
-ANOMALIES = {
-    "G0": "dirty write",
-    "G1a": "aborted read",
-    "G1b": "intermediate read",
-    "G1c": "circular information flow",
-    "OTV": "observed transaction vanishes",
-    "PMP": "predicate-many-preceders",
-    "P4": "lost update",
-    "G-single": "read skew",
-    "G2-item": "write skew",
-    "G2": "anti-dependency cycles",
-}
+ANOMALIES = anomalies.ANOMALIES
 LEVELS = ("read uncommitted", "read committed", "repeatable read", "serializable")
 #: The synchronous_commit levels of the replication matrix, weakest first, each with what a
 #: COMMIT waits for before the application is told (PostgreSQL documentation, 19.5.1
@@ -227,14 +217,7 @@ class ReplicationMatrix:
 #: The classes of the generated matrix (run.json "isolation_generated"), in plain words, in
 #: the checker's order (failspec.harness.concurrency.cycles.CLASSES, and the bank's one).
 GENERATED = {
-    "G0": "dirty write",
-    "G1a": "aborted read",
-    "G1b": "intermediate read",
-    "G1c": "circular information flow",
-    "G-single": "read skew",
-    "G2-item": "write skew",
-    "internal": "a transaction not seeing its own writes",
-    "incompatible-order": "reads that no one order of appends explains",
+    **anomalies.named(*anomalies.CHECKED_IN_HISTORIES),
     "read skew over balances": "a read of every balance with a total the books never had",
 }
 #: The generated workloads, in plain words.

@@ -52,6 +52,8 @@ from typing import Any
 
 import networkx as nx  # type: ignore[import-untyped]  # networkx ships no type hints
 
+from failspec import anomalies
+
 #: An operation of a transaction: ``("r", key, list or None)`` or ``("a", key, value)``.
 READ, APPEND = "r", "a"
 Op = tuple[str, int, Any]
@@ -59,17 +61,8 @@ Op = tuple[str, int, Any]
 COMMITTED, ABORTED = "committed", "aborted"
 
 #: Every class the checker reports, in the order of Adya's hierarchy, with plain names
-#: (the isolation matrix's names: failspec.report.model.ANOMALIES).
-CLASSES: dict[str, str] = {
-    "G0": "dirty write",
-    "G1a": "aborted read",
-    "G1b": "intermediate read",
-    "G1c": "circular information flow",
-    "G-single": "read skew",
-    "G2-item": "write skew",
-    "internal": "a transaction not seeing its own writes",
-    "incompatible-order": "reads that no one order of appends explains",
-}
+#: (the one table of names: failspec.anomalies).
+CLASSES: dict[str, str] = anomalies.named(*anomalies.CHECKED_IN_HISTORIES)
 CYCLES = ("G0", "G1c", "G-single", "G2-item")
 #: How many candidate edges of each class each component's search starts from.
 TRIES = 16
