@@ -137,56 +137,6 @@ def test_a_cancel_from_another_thread_ends_the_statement_with_query_canceled(wor
 
 
 @pytest.mark.server
-def test_a_bounded_psycopg_statement_fails_at_the_deadline_and_is_discarded(workspace, psycopg3):
-    engine = deadline.bound(workspace.engine(pool_size=1, max_overflow=0))
-    with engine.connect() as conn:
-        first = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-    started = time.monotonic()
-    with (
-        pytest.raises(sa.exc.OperationalError) as failed,
-        deadline.within(0.3),
-        engine.connect() as conn,
-    ):
-        conn.exec_driver_sql("SELECT pg_sleep(3)")
-    assert condition_of(failed.value) == "deadline_exceeded"
-    assert failed.value.connection_invalidated
-    assert 0.3 <= time.monotonic() - started < 1.0
-    with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != first
-    engine.dispose()
-
-
-@pytest.mark.server
-def test_a_psycopg_commit_past_the_deadline_reports_an_unknown_outcome(workspace, psycopg3):
-    with workspace.observe() as conn:
-        conn.execute(sa.text("CREATE TABLE slow (x int)"))
-        conn.execute(
-            sa.text(
-                "CREATE FUNCTION sleep_a_while() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN PERFORM pg_sleep(1.5); RETURN NULL; END $$"
-            )
-        )
-        conn.execute(
-            sa.text(
-                "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON slow DEFERRABLE "
-                "INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION sleep_a_while()"
-            )
-        )
-        conn.commit()
-    engine = deadline.bound(workspace.engine(poolclass=sa.pool.NullPool))
-    with (
-        pytest.raises(sa.exc.OperationalError) as failed,
-        deadline.within(0.5),
-        engine.begin() as conn,
-    ):
-        conn.exec_driver_sql("INSERT INTO slow VALUES (1)")
-    assert deadline.outcome_unknown(failed.value)
-    rows = sa.text(f"SELECT count(*) FROM {workspace.schema}.slow")
-    with workspace.run.admin.connect() as conn:
-        waiting.until(lambda: conn.execute(rows).scalar(), timeout=5, what="the COMMIT's effect")
-
-
-@pytest.mark.server
 def test_a_psycopg_connection_opening_into_silence_ends_at_the_deadline(workspace, psycopg3):
     silent = network.silent()
     waiting.after(5, silent.close)  # should the deadline not end it

@@ -116,16 +116,25 @@ class BoundedConnection(ext.connection):
     def commit(self) -> None:
         """COMMIT. Past the deadline the server may have the COMMIT and have committed, or
         not: the error says the outcome is unknown (``DeadlineExceeded.outcome_unknown``)."""
-        try:
-            super().commit()
-        except DeadlineExceeded as error:
-            error.outcome_unknown = True
-            note(
-                error,
-                "COMMIT got no reply within the deadline: whether it took effect is unknown; "
-                "look the operation up by its reference before doing it again",
-            )
-            raise
+        _commit_or_say_unknown(super().commit, DeadlineExceeded)
+
+
+def _commit_or_say_unknown(
+    commit: Callable[[], None], exceeded: type[DeadlineExceeded | PsycopgDeadlineExceeded]
+) -> None:
+    """Run the driver's ``commit``; when it ends with ``exceeded`` (the deadline passed while
+    it waited for the reply), mark that error's outcome unknown, add a note that says so,
+    and raise it again."""
+    try:
+        commit()
+    except exceeded as error:
+        error.outcome_unknown = True
+        note(
+            error,
+            "COMMIT got no reply within the deadline: whether it took effect is unknown; "
+            "look the operation up by its reference before doing it again",
+        )
+        raise
 
 
 def connect_args() -> dict[str, Any]:
@@ -153,16 +162,7 @@ class BoundedPsycopgConnection(psycopg.Connection[Any]):
 
     def commit(self) -> None:
         """COMMIT; past the deadline its outcome is unknown (as :class:`BoundedConnection`)."""
-        try:
-            super().commit()
-        except PsycopgDeadlineExceeded as error:
-            error.outcome_unknown = True
-            note(
-                error,
-                "COMMIT got no reply within the deadline: whether it took effect is unknown; "
-                "look the operation up by its reference before doing it again",
-            )
-            raise
+        _commit_or_say_unknown(super().commit, PsycopgDeadlineExceeded)
 
 
 def _until_deadline(gen: Any, conn: psycopg.Connection[Any] | None) -> Any:
