@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
 from failspec import drivers
-from failspec.conditions import NamedFailure
+from failspec.conditions import NamedFailure, condition_of, first_line
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.scenario.sessions import DbSession, Sessions
 from failspec.harness.scenario.workspace import Workspace
@@ -196,7 +196,29 @@ class Application:
         """The retry's judgement (``is_transient``), recording the failure it judged."""
         if not self.judged or self.judged[-1] is not error:  # judged twice when it gives up
             self.judged.append(error)
+        self._check_invalidated(error)
         return is_transient(error)
+
+    def _check_invalidated(self, error: BaseException) -> None:
+        """The port's rule on a connection thrown away (``port.CONNECTION_INVALIDATED``),
+        checked where it matters, at the retry's judgement: a failure whose connection the
+        pool discarded (its ``invalidate`` event, with this error or one it was raised
+        from) must say so. Raises ``port.PortViolation`` naming the rule otherwise."""
+        if getattr(error, "connection_invalidated", False):
+            return
+        discarded = [e for kind, _, e in list(self.pool_log) if kind == "discarded" and e]
+        chain: list[BaseException] = []
+        cause: BaseException | None = error
+        while cause is not None and cause not in chain:
+            chain.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        if any(any(seen is thrown for thrown in discarded) for seen in chain):
+            name = condition_of(error) or type(error).__name__
+            raise port.PortViolation(
+                port.CONNECTION_INVALIDATED,
+                f"{name}: {first_line(error)!r} came with its connection thrown away, "
+                "and connection_invalidated is not set on it",
+            )
 
     def _wait(self, delay: float) -> None:
         self.waits.append(delay)
@@ -552,6 +574,8 @@ def skip_without(context: Any, capability: str) -> bool:
     reason = context.app.lacks(capability)
     if reason is not None:
         context.scenario.skip(reason)
+        # What the run's record reads: the scenario is NOT CHECKED for lack of it.
+        context.scenario.failspec_missing_capability = port.NAMES[capability]
     return reason is not None
 
 
