@@ -272,7 +272,7 @@ def scenarios(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from rule["scenarios"]
 
 
-def outcomes(record: dict[str, Any]) -> dict[str, dict[str, int]]:
+def outcomes(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """How many scenarios ended in each status, and guarantees in each verdict."""
     statuses = [scenario["status"] for scenario in scenarios(record)]
     verdicts = [rule["verdict"] for feature in record["features"] for rule in feature["rules"]]
