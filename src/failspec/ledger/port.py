@@ -379,9 +379,13 @@ def reference(resources: Resources) -> DataLayer:
     return ledger
 
 
-def pooled_connection(engine: Engine) -> Callable[[], AbstractContextManager[Any]]:
+def pooled_connection(
+    engine: Engine, thrown_away: Callable[[BaseException], None] | None = None
+) -> Callable[[], AbstractContextManager[Any]]:
     """:attr:`Resources.connection` for ``engine``: its pool's driver connection, given
-    back at the end of the block (a broken one thrown away)."""
+    back at the end of the block (a broken one thrown away). ``thrown_away`` is called
+    with the error that left a block whose connection was broken (the harness checks
+    :data:`CONNECTION_INVALIDATED` with it)."""
     from contextlib import contextmanager
 
     from failspec import drivers
@@ -395,6 +399,8 @@ def pooled_connection(engine: Engine) -> Callable[[], AbstractContextManager[Any
             dbapi = fairy.dbapi_connection
             if dbapi is not None and not drivers.is_open(dbapi):
                 fairy.invalidate(error if isinstance(error, Exception) else None)
+                if thrown_away is not None:
+                    thrown_away(error)
             raise
         finally:
             fairy.close()

@@ -156,6 +156,9 @@ class Application:
         self.between_next_legs: list[Callable[[Connection], None]] = []
         #: Each failure the ledger's retry judged, in order: what the attempts met.
         self.judged: list[BaseException] = []
+        #: Each error that left a block of ``Resources.connection()`` whose connection was
+        #: broken, so thrown away (a data layer on the driver alone).
+        self.thrown_away: list[BaseException] = []
         self.retry.transient = self._judge
         self._orm: Session | None = None
         self._held: list[Connection] = []
@@ -201,18 +204,16 @@ class Application:
 
     def _check_invalidated(self, error: BaseException) -> None:
         """The port's rule on a connection thrown away (``port.CONNECTION_INVALIDATED``),
-        checked where it matters, at the retry's judgement: a failure whose connection the
-        pool discarded (its ``invalidate`` event, with this error or one it was raised
-        from) must say so. Raises ``port.PortViolation`` naming the rule otherwise."""
+        checked where it matters, at the retry's judgement: a driver's error that left a
+        ``Resources.connection()`` block whose connection was broken must say so. (The
+        layer's own errors, e.g. ``NotReplicated``, name their outcome themselves; a layer
+        on SQLAlchemy's engine has SQLAlchemy set the flag.) Raises ``port.PortViolation``
+        naming the rule otherwise."""
         if getattr(error, "connection_invalidated", False):
             return
-        discarded = [e for kind, _, e in list(self.pool_log) if kind == "discarded" and e]
-        chain: list[BaseException] = []
-        cause: BaseException | None = error
-        while cause is not None and cause not in chain:
-            chain.append(cause)
-            cause = cause.__cause__ or cause.__context__
-        if any(any(seen is thrown for thrown in discarded) for seen in chain):
+        if not isinstance(error, drivers.driver_errors()):
+            return
+        if any(error is thrown for thrown in list(self.thrown_away)):
             name = condition_of(error) or type(error).__name__
             raise port.PortViolation(
                 port.CONNECTION_INVALIDATED,
@@ -328,7 +329,7 @@ class Application:
         holds the operation or inflicts a fault (for a layer committing through ``engine``,
         its ``commit`` event is the point before COMMIT, hooked where the engine is made)."""
         resources = port.Resources(
-            engine=engine, connection=port.pooled_connection(engine),
+            engine=engine, connection=port.pooled_connection(engine, self.thrown_away.append),
             driver=drivers.current().name, retry=retry, lock_in_order=lock_in_order,
         )  # fmt: skip
         layer = self.data_layer(resources)
