@@ -195,3 +195,21 @@ def test_the_closing_line_counts_what_was_not_checked_and_the_exit_code_follows(
 def test_a_rule_with_a_scenario_not_checked_is_not_checked_though_the_rest_pass():
     run = _record(_scenario("passed"), _scenario("skipped", "deadline"), acknowledged=("deadline",))
     assert run["outcomes"]["guarantees"]["unchecked"] == 1
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("data_layer", "driver"),
+    [(port.REFERENCE, "psycopg2"), ("examples.psycopg_ledger:factory", "psycopg")],
+)
+def test_the_commits_that_change_the_ledger_are_counted_by_the_server_for_any_layer(
+    tmp_path, data_layer, driver
+):
+    # A transfer whose first attempt loses its connection between the legs (rolled back)
+    # and whose retry commits: one transaction changed the ledger, on either layer (the
+    # example commits through the driver, which SQLAlchemy's events never see).
+    scenario, _, _ = _behave(
+        tmp_path, data_layer, "features/operations.retries.feature:44", "-D", f"driver={driver}"
+    )
+    assert scenario["status"] == "passed", scenario
+    assert scenario["metrics"]["ledger_commits"] == 1, scenario["metrics"]

@@ -77,7 +77,13 @@ from failspec.harness.faults.replication import Failover, ReplicationMatrix
 from failspec.harness.faults.server import ServerFaults
 from failspec.harness.guards.audit import Auditor
 from failspec.harness.guards.leaks import find_leaks
-from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
+from failspec.harness.guards.metrics import (
+    Metrics,
+    ScenarioMetrics,
+    database_counters,
+    ledger_commits,
+    note_ledger_changes,
+)
 from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.cluster import NoCluster, Replication
@@ -152,11 +158,11 @@ def before_all(context: Any) -> None:
         abort_setup(str(error), context.config.junit_directory if context.config.junit else None)
     print(context.server.banner() + dead_runs_notice(context.server), flush=True)
     print(data_layer_banner(context.settings, context.capabilities), flush=True)
-    context.run = Run(context.server, prepare=Ledger.create_tables)
+    context.run = Run(context.server, prepare=prepare_schema)
     context.replication = Replication(
         servers.topology(context.settings, context.server),
         connect_timeout=context.settings.seconds(5),
-        prepare=Ledger.create_tables,
+        prepare=prepare_schema,
     )
     context.matrix = Matrix()
     context.generated_matrix = GeneratedMatrix(context.settings.seed)
@@ -171,6 +177,13 @@ def before_all(context: Any) -> None:
                   reports_dir(context) / GENERATED_MATRIX,
                   reports_dir(context) / DRIVER_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
+
+
+def prepare_schema(conn: Connection) -> None:
+    """A new scenario schema (the connection's search_path): the ledger's tables, and the
+    harness's note of the changes made to them (metrics: ``ledger_commits``)."""
+    Ledger.create_tables(conn)
+    note_ledger_changes(conn)
 
 
 def _check_acknowledged(settings: Settings, offered: frozenset[str]) -> None:
@@ -506,6 +519,7 @@ def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace, admin: Co
     entry.commits = workspace.commits
     entry.rollbacks = workspace.rollbacks
     entry.commits_unknown = workspace.commits_unknown
+    entry.ledger_commits = ledger_commits(admin, workspace.schema, workspace.application_name)
 
 
 def _evidence(
