@@ -289,7 +289,8 @@ def harness_metrics(scenarios: list[model.Scenario]) -> Metrics:
                 scenario.location, "a feature", scenario.name, scenario.status,
                 duration_s=0.25 if ran else 0.0, overhead_ms=12.5 if ran else 0.0,
                 peak_connections=4 if ran else 0, commits=3 if ran else 0,
-                ledger_commits=2 if ran else 0, rollbacks=2 if ran else 0, xact_commit=41 if ran else 0,
+                ledger_commits=2 if ran else 0, rollbacks=2 if ran else 0,
+                xact_commit=41 if ran else 0,
                 xact_rollback=17 if ran else 0, rows_changed=7 if ran else 0,
                 skip_reason=None if ran else "the url server accepts any password",
             )
