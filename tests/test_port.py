@@ -213,3 +213,23 @@ def test_the_commits_that_change_the_ledger_are_counted_by_the_server_for_any_la
     )
     assert scenario["status"] == "passed", scenario
     assert scenario["metrics"]["ledger_commits"] == 1, scenario["metrics"]
+
+
+def test_the_report_says_what_was_not_checked_for_lack_of_which_capability(tmp_path):
+    from failspec.harness.guards.metrics import Metrics
+    from failspec.report import html, record
+
+    scenario = {**_scenario("skipped", "deadline"), "tags": [], "steps": [], "duration_s": 0}
+    run = _record({**scenario, "status": "passed", "missing_capability": None}, scenario)
+    run.update(format=record.FORMAT, setup_error=None, stopped=None)
+    run["metrics"] = Metrics("embedded", "18.6").as_json()["run"]
+    run["server"] = {"backend": "embedded", "version": "18.6", "driver": "psycopg",
+                     "data_layer": BARE}  # fmt: skip
+    run["features"][0].update(name="F", file="f.feature", description=[])
+    record.write(tmp_path, run)
+    page = html.build_report(tmp_path).read_text()
+    assert f'data layer <strong id="data-layer">{BARE}</strong>' in page
+    assert "Not green: 1 scenario NOT CHECKED" in page
+    assert "without <strong>deadline</strong>" in page
+    assert port.LEAVES_UNCHECKED[port.DEADLINE] in page
+    assert "0 of 1 guarantees hold" in page

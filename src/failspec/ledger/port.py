@@ -69,8 +69,11 @@ records the waits, and times faults such as a server restart to them).
 ``retry.run(attempt)`` does exactly this. Every attempt is a transaction of its own.
 
 **Optional capabilities.** A scenario that needs one the layer lacks is skipped, and the
-skip gives the reason (``failspec: skipped … : the data layer … has no …``); it never
-passes silently. See :data:`CAPABILITIES`.
+skip gives the reason (``failspec: skipped … : the data layer … offers no …``); it never
+passes silently: it is NOT CHECKED, counted per capability in the closing line, the
+report and run.json, its Rule is "not checked", and the run exits 1 unless
+``-D missing_capabilities`` names the capability (:data:`NAMES`) as absent. See
+:data:`CAPABILITIES`.
 """
 
 from __future__ import annotations
