@@ -233,3 +233,27 @@ def test_the_report_says_what_was_not_checked_for_lack_of_which_capability(tmp_p
     assert "without <strong>deadline</strong>" in page
     assert port.LEAVES_UNCHECKED[port.DEADLINE] in page
     assert "0 of 1 guarantees hold" in page
+
+
+def test_the_banner_names_the_data_layer_and_what_it_lacks():
+    from failspec.harness import hooks
+    from failspec.harness.servers.settings import Settings
+
+    reference = Settings.from_sources({}, {})
+    assert hooks.data_layer_banner(reference, frozenset(port.CAPABILITIES)) == (
+        f"failspec: data layer {port.REFERENCE} (offers every optional capability)"
+    )
+    example = Settings.from_sources(
+        {"data_layer": "examples.psycopg_ledger:factory", "driver": "psycopg"}, {}
+    )
+    offered = port.probe(psycopg_ledger.factory, "psycopg")
+    line = hooks.data_layer_banner(example, offered)
+    assert line.startswith("failspec: data layer examples.psycopg_ledger:factory (lacks ")
+    assert "not acknowledged: deadline, unit_of_work" in line
+    acknowledged = Settings.from_sources(
+        {"data_layer": "examples.psycopg_ledger:factory", "driver": "psycopg",
+         "missing_capabilities": "deadline,unit_of_work"}, {},
+    )  # fmt: skip
+    assert hooks.data_layer_banner(acknowledged, offered).endswith(
+        "(lacks deadline, unit_of_work: acknowledged with missing_capabilities)"
+    )
