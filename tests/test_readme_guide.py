@@ -38,7 +38,6 @@ def test_every_field_of_a_shape_is_in_the_guide_with_its_type(shape: type) -> No
 
 
 def test_the_guide_says_what_the_retry_policy_passes_to_the_operation() -> None:
-
     operation = inspect.signature(RetryPolicy.run).parameters["operation"]
     assert operation.annotation == "Callable[[int], T]"  # one argument: the attempt's number
     assert "`RetryPolicy.run(operation)`" in _guide()
