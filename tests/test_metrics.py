@@ -113,7 +113,7 @@ def test_totals_never_add_an_unknown_count_and_the_summary_says_what_it_left_out
     assert (totals["xact_commit"], totals["xact_rollback"]) == (15, 3)
     assert totals["xact_not_counted"] == 1
     assert (
-        "6 commits and 3 rollbacks by the scenarios and 2 COMMITs with no reply, outcome "
+        "6 commits and 3 rollbacks through SQLAlchemy and 2 COMMITs with no reply, outcome "
         "unknown (15 and 3 on the server; 1 scenario across a statistics reset or a server "
         "restart not counted)"
     ) in metrics.summary()[0]

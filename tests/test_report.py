@@ -199,7 +199,7 @@ def test_the_report_needs_nothing_but_the_run_record(reports, tmp_path):
 def test_the_record_counts_what_it_holds_and_closes_with_behaves_counts(reports):
     written = read_record(reports)
     assert set(written) == {
-        "format", "server", "setup_error", "stopped", "outcomes", "features",
+        "format", "server", "data_layer", "setup_error", "stopped", "outcomes", "features",
         "isolation_matrix", "hang_matrix", "replication_matrix", "isolation_generated",
         "driver_matrix", "metrics",
     }  # fmt: skip
@@ -289,7 +289,8 @@ def harness_metrics(scenarios: list[model.Scenario]) -> Metrics:
                 scenario.location, "a feature", scenario.name, scenario.status,
                 duration_s=0.25 if ran else 0.0, overhead_ms=12.5 if ran else 0.0,
                 peak_connections=4 if ran else 0, commits=3 if ran else 0,
-                rollbacks=2 if ran else 0, xact_commit=41 if ran else 0,
+                ledger_commits=2 if ran else 0, rollbacks=2 if ran else 0,
+                xact_commit=41 if ran else 0,
                 xact_rollback=17 if ran else 0, rows_changed=7 if ran else 0,
                 skip_reason=None if ran else "the url server accepts any password",
             )
@@ -502,8 +503,8 @@ def test_the_report_shows_the_run_from_the_harness_metrics(harness_report):
     # Each scenario shows what its own connections did: commits, not the server's count.
     passed = text(article(page, f"{LOST_CONNECTION}:16"))
     assert (
-        "took 0.25 s · 3 commits · 2 rollbacks · 7 rows changed · at most 4 connections at once"
-        " · harness 12.5 ms"
+        "took 0.25 s · 2 commits changing the ledger · 3 commits through SQLAlchemy · 2 rollbacks"
+        " · 7 rows changed · at most 4 connections at once · harness 12.5 ms"
     ) in passed
     assert "41" not in passed and "17" not in passed
     skipped = text(article(page, f"{LOST_CONNECTION}:11"))

@@ -115,8 +115,8 @@ def test_the_report_shows_each_rule_why_a_scenario_failed_and_the_isolation_matr
     assert skip.text == "Skipped: this run's server offers no server control, so it cannot crash."
     [figures] = shown(browser, f"{PASSED} .metrics")
     assert figures.text == (
-        "took 0.14 s · 1 commit · 0 rollbacks · 2 rows changed · at most 2 connections at once"
-        " · harness 4.1 ms"
+        "took 0.14 s · 1 commit changing the ledger · 1 commit through SQLAlchemy · 0 rollbacks"
+        " · 2 rows changed · at most 2 connections at once · harness 4.1 ms"
     )
 
     matrix = shown(browser, "#isolation-matrix table.matrix")[0]

@@ -213,8 +213,8 @@ def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
     assert settings_module.main(["-Dbacknd=url", "features"]) == 2
     assert capsys.readouterr().err == (
         "failspec: cannot run: unknown setting 'backnd': known are backend, data_layer, db_url, "
-        "driver, pg_bin, pg_image, pg_port, seed, standby_url, timeout_scale, "
-        "workload_transactions\n"
+        "driver, missing_capabilities, pg_bin, pg_image, pg_port, seed, standby_url, "
+        "timeout_scale, workload_transactions\n"
     )
 
 

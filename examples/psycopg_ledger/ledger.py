@@ -29,8 +29,8 @@ skipped, with the reason.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import psycopg
@@ -166,47 +166,49 @@ class PsycopgLedger:
 
     def record_all(self, payments: Iterable[Payment]) -> list[int]:
         """A batch in one transaction: all of it, or none."""
-        with self.connection() as conn:
-            try:
-                ids = [_record(conn, payment) for payment in payments]
-                self._commit(conn)
-            except BaseException as error:
-                _flag_if_thrown_away(conn, error)
-                if not conn.closed:
-                    conn.rollback()
-                raise
+        with self._transaction() as conn:
+            ids = [_record(conn, payment) for payment in payments]
+            self._commit(conn)
             return ids
 
     def import_payments(self, payments: Iterable[Payment], *, per_row: bool) -> ImportReport:
         """Import in one transaction: all or nothing, or row by row under savepoints."""
         report = ImportReport()
-        with self.connection() as conn:
-            try:
-                for number, payment in enumerate(payments, start=1):
-                    if not per_row:
-                        try:
-                            _record(conn, payment)
-                        except psycopg.Error as error:
-                            note(error, f"row {number} ({payment.reference}) of the import")
-                            raise
-                        report.imported.append(payment.reference)
-                        continue
-                    conn.execute("SAVEPOINT import_row")
+        with self._transaction() as conn:
+            for number, payment in enumerate(payments, start=1):
+                if not per_row:
                     try:
                         _record(conn, payment)
                     except psycopg.Error as error:
-                        conn.execute("ROLLBACK TO SAVEPOINT import_row")
-                        report.rejected.append(_rejection(payment, error))
-                    else:
-                        conn.execute("RELEASE SAVEPOINT import_row")
-                        report.imported.append(payment.reference)
-                self._commit(conn)
+                        note(error, f"row {number} ({payment.reference}) of the import")
+                        raise
+                    report.imported.append(payment.reference)
+                    continue
+                conn.execute("SAVEPOINT import_row")
+                try:
+                    _record(conn, payment)
+                except psycopg.Error as error:
+                    conn.execute("ROLLBACK TO SAVEPOINT import_row")
+                    report.rejected.append(_rejection(payment, error))
+                else:
+                    conn.execute("RELEASE SAVEPOINT import_row")
+                    report.imported.append(payment.reference)
+            self._commit(conn)
+        return report
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one transaction that the block commits: on any failure in the
+        block it is rolled back (unless the connection is gone), and a connection thrown
+        away says so on the error (the port's ``connection_invalidated``)."""
+        with self.connection() as conn:
+            try:
+                yield conn
             except BaseException as error:
                 _flag_if_thrown_away(conn, error)
                 if not conn.closed:
                     conn.rollback()
                 raise
-        return report
 
 
 def _record(conn: psycopg.Connection[Any], payment: Payment) -> int:

@@ -77,7 +77,13 @@ from failspec.harness.faults.replication import Failover, ReplicationMatrix
 from failspec.harness.faults.server import ServerFaults
 from failspec.harness.guards.audit import Auditor
 from failspec.harness.guards.leaks import find_leaks
-from failspec.harness.guards.metrics import Metrics, ScenarioMetrics, database_counters
+from failspec.harness.guards.metrics import (
+    Metrics,
+    ScenarioMetrics,
+    database_counters,
+    ledger_commits,
+    note_ledger_changes,
+)
 from failspec.harness.scenario import fixtures
 from failspec.harness.scenario.application import Application
 from failspec.harness.scenario.cluster import NoCluster, Replication
@@ -85,7 +91,7 @@ from failspec.harness.scenario.fixtures import GuardFailed, Guards
 from failspec.harness.scenario.workspace import Run, SharedConnection, Workspace, dead_runs_notice
 from failspec.harness.servers.settings import Settings
 from failspec.ledger import Ledger, port
-from failspec.report import junit, record
+from failspec.report import closing, junit, record
 
 T = TypeVar("T")
 
@@ -142,21 +148,21 @@ def before_all(context: Any) -> None:
         drivers.use(context.settings.driver)  # before the first connection
         context.data_layer = port.load_factory(context.settings.data_layer)  # checked: Settings
         try:
-            port.probe(context.data_layer, context.settings.driver)
+            context.capabilities = port.probe(context.data_layer, context.settings.driver)
         except Exception as error:
             raise SetupError(f"the data layer {context.settings.data_layer}: {error}") from None
+        _check_acknowledged(context.settings, context.capabilities)
         packet_filter.reap_stale_rules()  # what runs that died left, whatever the backend
         context.server = servers.start(context.settings)
     except SetupError as error:
         abort_setup(str(error), context.config.junit_directory if context.config.junit else None)
     print(context.server.banner() + dead_runs_notice(context.server), flush=True)
-    if context.settings.data_layer != port.REFERENCE:
-        print(f"failspec: data layer {context.settings.data_layer}", flush=True)
-    context.run = Run(context.server, prepare=Ledger.create_tables)
+    print(data_layer_banner(context.settings, context.capabilities), flush=True)
+    context.run = Run(context.server, prepare=prepare_schema)
     context.replication = Replication(
         servers.topology(context.settings, context.server),
         connect_timeout=context.settings.seconds(5),
-        prepare=Ledger.create_tables,
+        prepare=prepare_schema,
     )
     context.matrix = Matrix()
     context.generated_matrix = GeneratedMatrix(context.settings.seed)
@@ -171,6 +177,45 @@ def before_all(context: Any) -> None:
                   reports_dir(context) / GENERATED_MATRIX,
                   reports_dir(context) / DRIVER_MATRIX):  # fmt: skip
         stale.unlink(missing_ok=True)  # only this run's figures may show
+
+
+def prepare_schema(conn: Connection) -> None:
+    """A new scenario schema (the connection's search_path): the ledger's tables, and the
+    harness's note of the changes made to them (metrics: ``ledger_commits``)."""
+    Ledger.create_tables(conn)
+    note_ledger_changes(conn)
+
+
+def _check_acknowledged(settings: Settings, offered: frozenset[str]) -> None:
+    """A capability ``missing_capabilities`` acknowledges as absent must be absent: a layer
+    that gained it would otherwise have it go unchecked in silence. Raises SetupError."""
+    stale = sorted(settings.missing_capabilities & {port.NAMES[c] for c in offered})
+    if stale:
+        raise SetupError(
+            f"missing_capabilities={','.join(sorted(settings.missing_capabilities))} says the "
+            f"data layer {settings.data_layer} lacks {', '.join(stale)}, which it offers: "
+            "take it out of the setting"
+        )
+
+
+def data_layer_banner(settings: Settings, offered: frozenset[str]) -> str:
+    """The banner's line on the data layer: its factory, and the optional capabilities it
+    lacks (acknowledged with ``missing_capabilities`` or not)."""
+    lacking = [port.NAMES[c] for c in port.CAPABILITIES if c not in offered]
+    line = f"failspec: data layer {settings.data_layer}"
+    if not lacking:
+        return line + " (offers every optional capability)"
+    acknowledged = [name for name in lacking if name in settings.missing_capabilities]
+    unacknowledged = [name for name in lacking if name not in settings.missing_capabilities]
+    line += f" (lacks {', '.join(lacking)}"
+    if unacknowledged:
+        line += (
+            f"; not acknowledged: {', '.join(unacknowledged)}, so a scenario skipped for "
+            "lack of one fails the run unless -D missing_capabilities names it"
+        )
+    elif acknowledged:
+        line += ": acknowledged with missing_capabilities"
+    return line + ")"
 
 
 def _cleanup_error(context: Any, cleanup: Callable[[], None], error: BaseException) -> None:
@@ -474,6 +519,7 @@ def _count(context: Any, entry: ScenarioMetrics, workspace: Workspace, admin: Co
     entry.commits = workspace.commits
     entry.rollbacks = workspace.rollbacks
     entry.commits_unknown = workspace.commits_unknown
+    entry.ledger_commits = ledger_commits(admin, workspace.schema, workspace.application_name)
 
 
 def _evidence(
@@ -541,7 +587,14 @@ def after_all(context: Any) -> None:
             stopped = stopping.record(context.all_features.features, context.config)
             junit.write_stopped_early(reports_dir(context), stopped)
             print(f"failspec: {junit.stopped_early_line(stopped)}", file=sys.stderr, flush=True)
-        record.write(reports_dir(context), run_record(context, stopped, figures))
+        the_record = run_record(context, stopped, figures)
+        record.write(reports_dir(context), the_record)
+        unacknowledged = record.unacknowledged(the_record)
+        if unacknowledged:
+            context.exit_status.unacknowledged = unacknowledged
+            print(
+                f"failspec: {closing.unacknowledged_line(the_record)}", file=sys.stderr, flush=True
+            )
         gone = stopping is not None and stopping.server_gone
         try:
             left = run.close() if run is not None else []
@@ -585,10 +638,16 @@ def run_record(
         features.features if features is not None else [],
         context.config,
         server=(
-            {"backend": server.backend, "version": server.version, "driver": str(drivers.current())}
+            {
+                "backend": server.backend,
+                "version": server.version,
+                "driver": str(drivers.current()),
+                "data_layer": context.settings.data_layer,
+            }
             if server
             else None
         ),
+        data_layer=data_layer_record(context),
         stopped=stopped,
         metrics=figures,
         evidence=getattr(context, "evidence", None),
@@ -598,6 +657,25 @@ def run_record(
         generated=generated_matrix.as_json() if generated_matrix else None,
         drivers=driver_matrix.as_json() if driver_matrix is not None else None,
     )
+
+
+def data_layer_record(context: Any) -> dict[str, Any] | None:
+    """The record's ``data_layer`` (failspec.report.record): the factory, the capabilities
+    it offers and lacks, those acknowledged as absent; None before one was loaded."""
+    offered: frozenset[str] | None = getattr(context, "capabilities", None)
+    settings: Settings | None = getattr(context, "settings", None)
+    if offered is None or settings is None:
+        return None
+    return {
+        "factory": settings.data_layer,
+        "offers": [port.NAMES[c] for c in port.CAPABILITIES if c in offered],
+        "lacks": {
+            port.NAMES[c]: {"capability": c, "leaves_unchecked": port.LEAVES_UNCHECKED[c]}
+            for c in port.CAPABILITIES
+            if c not in offered
+        },
+        "acknowledged_missing": sorted(settings.missing_capabilities),
+    }
 
 
 def before_step(context: Any, step: Any) -> None:
@@ -764,6 +842,9 @@ class _ExitStatus(Reporter):
     def __init__(self, config: Any, stopping: Stopping) -> None:
         super().__init__(config)
         self.stopping = stopping
+        #: The capabilities the data layer lacks, not acknowledged, for lack of which
+        #: scenarios were not checked (after_all sets it from the run's record).
+        self.unacknowledged: list[str] = []
 
     def feature(self, feature: Feature) -> None:
         pass
@@ -772,6 +853,9 @@ class _ExitStatus(Reporter):
         if self.stopping.cause is not None:
             sys.stdout.flush()
             raise SystemExit(self.stopping.exit_code())
+        if self.unacknowledged:
+            sys.stdout.flush()
+            raise SystemExit(1)
 
 
 def _report_early_stops(context: Any) -> None:
@@ -783,4 +867,5 @@ def _report_early_stops(context: Any) -> None:
         if type(reporter) is JUnitReporter:
             reporters[index] = junit.JUnitReporter(context.config, lambda: stopping.cause)
     context.all_features = record.Features(context.config)
-    reporters.extend([context.all_features, _ExitStatus(context.config, stopping)])
+    context.exit_status = _ExitStatus(context.config, stopping)
+    reporters.extend([context.all_features, context.exit_status])

@@ -69,8 +69,11 @@ records the waits, and times faults such as a server restart to them).
 ``retry.run(attempt)`` does exactly this. Every attempt is a transaction of its own.
 
 **Optional capabilities.** A scenario that needs one the layer lacks is skipped, and the
-skip gives the reason (``failspec: skipped … : the data layer … has no …``); it never
-passes silently. See :data:`CAPABILITIES`.
+skip gives the reason (``failspec: skipped … : the data layer … offers no …``); it never
+passes silently: it is NOT CHECKED, counted per capability in the closing line, the
+report and run.json, its Rule is "not checked", and the run exits 1 unless
+``-D missing_capabilities`` names the capability (:data:`NAMES`) as absent. See
+:data:`CAPABILITIES`.
 """
 
 from __future__ import annotations
@@ -132,7 +135,16 @@ class DataLayer(Protocol):
         """Credit ``payment.amount`` to ``payment.account`` and record it (a ``payment`` row
         of ``transactions`` with ``payment.status``), atomically, at most once per
         ``payment.reference``, retried on transient failures. Returns its receipt; raises
-        as the module's docstring says (failed / in doubt / ``reference_conflict``)."""
+        as the module's docstring says (failed / in doubt / ``reference_conflict``).
+
+        **Connection thrown away** (:data:`CONNECTION_INVALIDATED`): an error after which
+        the layer threw its connection away (lost, found broken: the driver's connection
+        is closed when the ``with resources.connection()`` block ends) carries
+        ``connection_invalidated = True`` — SQLAlchemy sets it on its ``DBAPIError``; a
+        layer on the driver alone sets it on the driver's error before the block ends.
+        The retry judgement (``retry.transient``) retries such a failure; the harness
+        checks the flag there and fails the scenario with a :class:`PortViolation` naming
+        this rule when it is missing. The same holds for every operation below."""
         ...
 
     def transfer(self, transfer: Transfer) -> Receipt:
@@ -236,6 +248,56 @@ CAPABILITIES: dict[str, Callable[[object], bool]] = {
 }
 
 
+#: Each capability's short name, the one ``-D missing_capabilities`` takes and run.json
+#: records (the name of the attribute or method that offers it).
+NAMES: dict[str, str] = {
+    BETWEEN_LEGS: "between_legs",
+    BEFORE_COMMIT: "before_commit",
+    DEADLINE: "deadline",
+    LOCK_ORDER: "lock_in_order",
+    UNIT_OF_WORK: "unit_of_work",
+}
+#: What a run cannot check on a layer that lacks the capability: the guarantees whose
+#: scenarios need it (the run's record names the Rules themselves).
+LEAVES_UNCHECKED: dict[str, str] = {
+    BETWEEN_LEGS: "that half a transfer is never kept when it fails between its legs",
+    BEFORE_COMMIT: (
+        "what a failure just before COMMIT, or a lost COMMIT reply, does to an operation"
+    ),
+    DEADLINE: "that a request waiting where no client setting ends the wait is ended",
+    LOCK_ORDER: "how two opposite transfers deadlock, or queue when locked in order",
+    UNIT_OF_WORK: "that an ORM unit of work keeps all of its work or none",
+}
+
+
+def capability_named(name: str) -> str:
+    """The capability (a key of :data:`CAPABILITIES`) whose short name is ``name``.
+    Raises KeyError naming the short names there are."""
+    for capability, short in NAMES.items():
+        if short == name:
+            return capability
+    raise KeyError(f"no capability {name!r}: there are {', '.join(NAMES.values())}")
+
+
+# -- rules of the port the harness checks where they matter ----------------------------
+
+#: The rule on an error after which a layer threw its connection away (module docstring,
+#: "A connection thrown away"), as the harness names it when a layer breaks it.
+CONNECTION_INVALIDATED = (
+    "an error after which the layer threw its connection away says so: "
+    "connection_invalidated is True on it — see DataLayer.pay"
+)
+
+
+class PortViolation(AssertionError):
+    """A data layer broke a rule of the port at the point the harness checks it; the
+    message begins ``data layer port:`` and names the rule and where the port states it."""
+
+    def __init__(self, rule: str, detail: str) -> None:
+        super().__init__(f"data layer port: {rule} ({detail})")
+        self.rule = rule
+
+
 def capabilities_of(layer: object) -> frozenset[str]:
     """The optional capabilities ``layer`` offers (keys of :data:`CAPABILITIES`)."""
     return frozenset(name for name, offers in CAPABILITIES.items() if offers(layer))
@@ -320,9 +382,13 @@ def reference(resources: Resources) -> DataLayer:
     return ledger
 
 
-def pooled_connection(engine: Engine) -> Callable[[], AbstractContextManager[Any]]:
+def pooled_connection(
+    engine: Engine, thrown_away: Callable[[BaseException], None] | None = None
+) -> Callable[[], AbstractContextManager[Any]]:
     """:attr:`Resources.connection` for ``engine``: its pool's driver connection, given
-    back at the end of the block (a broken one thrown away)."""
+    back at the end of the block (a broken one thrown away). ``thrown_away`` is called
+    with the error that left a block whose connection was broken (the harness checks
+    :data:`CONNECTION_INVALIDATED` with it)."""
     from contextlib import contextmanager
 
     from failspec import drivers
@@ -336,6 +402,8 @@ def pooled_connection(engine: Engine) -> Callable[[], AbstractContextManager[Any
             dbapi = fairy.dbapi_connection
             if dbapi is not None and not drivers.is_open(dbapi):
                 fairy.invalidate(error if isinstance(error, Exception) else None)
+                if thrown_away is not None:
+                    thrown_away(error)
             raise
         finally:
             fairy.close()

@@ -1,10 +1,15 @@
 """``python -m failspec.report.closing <reports-dir>``: the run's closing line, from
 <reports-dir>/run.json alone: 'behave: N passed, N failed, N skipped' (and ', N not
 finished, N not run' when the run stopped early: the scenario the stop ended, and those it
-never reached). A run that could not start is one failed.
+never reached). A run that could not start is one failed. Scenarios skipped because the
+data layer lacks an optional capability of the port follow, named as NOT CHECKED:
+'; NOT CHECKED for lack of a capability of the data layer: 14 scenarios (5 Rules) without
+deadline, 5 (1 Rule) without unit_of_work'.
 
 Exits 1 when the record holds no scenario at all (a run that tested nothing is not green),
-or when there is no record to read.
+when scenarios were not checked for lack of a capability that ``-D missing_capabilities``
+does not acknowledge as absent (a second line says which, and the setting that
+acknowledges them), or when there is no record to read.
 """
 
 from __future__ import annotations
@@ -25,7 +30,37 @@ def closing_line(run: dict[str, Any]) -> str:
     line = f"behave: {passed} passed, {failed} failed, {skipped} skipped"
     if not_finished or not_run:
         line += f", {not_finished} not finished, {not_run} not run"
+    unchecked = run["outcomes"].get("not_checked") or {}
+    if unchecked:
+        parts = []
+        for index, (name, entry) in enumerate(unchecked.items()):
+            scenarios = entry["scenarios"] if index else _count(entry["scenarios"], "scenario")
+            rules = _count(len(entry["rules"]), "Rule")
+            acknowledged = ", acknowledged" if entry["acknowledged"] else ""
+            parts.append(f"{scenarios} ({rules}{acknowledged}) without {name}")
+        line += "; NOT CHECKED for lack of a capability of the data layer: " + ", ".join(parts)
     return line
+
+
+def unacknowledged_line(run: dict[str, Any]) -> str:
+    """Why a run whose scenarios all passed is not green: the capabilities the data layer
+    lacks, not acknowledged, and what that leaves unchecked ('' when there are none)."""
+    unchecked = run["outcomes"].get("not_checked") or {}
+    names = record.unacknowledged(run)
+    if not names:
+        return ""
+    what = "; ".join(
+        f"without {name}, not checked: {unchecked[name]['leaves_unchecked']}" for name in names
+    )
+    return (
+        f"not green: the data layer lacks {', '.join(names)} ({what}). If it truly lacks "
+        f"them, say so: -D missing_capabilities={','.join(names)} "
+        "(or FAILSPEC_MISSING_CAPABILITIES)"
+    )
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")
 
 
 def tested_nothing(run: dict[str, Any]) -> bool:
@@ -41,7 +76,10 @@ def main(argv: list[str]) -> int:
         print(f"behave: no closing line: {error}")
         return 1
     print(closing_line(run))
-    return 1 if tested_nothing(run) else 0
+    unacknowledged = unacknowledged_line(run)
+    if unacknowledged:
+        print(f"behave: {unacknowledged}")
+    return 1 if tested_nothing(run) or unacknowledged else 0
 
 
 if __name__ == "__main__":

@@ -34,9 +34,15 @@ TOTALS: dict[str, tuple[str, str]] = {
         "no committed payment changed and nothing was left open",
     ),
     "overhead_ms_median": ("harness time per scenario", "typical (median) scenario"),
+    "ledger_commits": (
+        "commits changing the ledger",
+        "the scenarios' own transactions that committed a change to the ledger's accounts "
+        "or transactions, counted by the server: the same whatever data layer ran",
+    ),
     "commits": (
         "commits by the scenarios",
-        "the scenarios' own transactions the server committed",
+        "the scenarios' own transactions the server committed, as seen through SQLAlchemy "
+        "(a data layer on the driver alone commits where it does not look)",
     ),
     "rollbacks": (
         "rollbacks by the scenarios",
@@ -74,7 +80,10 @@ def _plural(value: int, word: str) -> str:
 #: A scenario's figures (its "metrics" in run.json), on one line, in this order.
 SCENARIO_LINE: dict[str, Callable[[Any], str]] = {
     "duration_s": lambda v: f"took {figure(v, 'duration_s')}",
-    "commits": lambda v: _plural(v, "commit"),
+    "ledger_commits": lambda v: (
+        f"{_plural(v, 'commit')} changing the ledger" if v is not None else ""
+    ),
+    "commits": lambda v: f"{_plural(v, 'commit')} through SQLAlchemy",
     "rollbacks": lambda v: _plural(v, "rollback"),
     "commits_unknown": lambda v: f"{_plural(v, 'commit')} with no reply" if v else "",
     "rows_changed": lambda v: f"{_plural(v, 'row')} changed",

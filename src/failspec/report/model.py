@@ -120,6 +120,8 @@ class Scenario:
     why: str | None = None  # one sentence that explains a failure
     detail: str | None = None  # the failure's full text, for programmers
     skip_reason: str | None = None
+    #: The capability of the data layer it was skipped for lack of (NOT CHECKED), or None.
+    missing_capability: str | None = None
     metrics: dict[str, Any] | None = None  # its figures (failspec.harness.guards.metrics)
     evidence: Evidence | None = None
 
@@ -132,8 +134,11 @@ class Rule:
     @property
     def verdict(self) -> str:
         """fails (a scenario failed), holds (every scenario that ran passed, and none was
-        left unfinished or not run by a run that stopped early), or unchecked."""
-        return record.verdict(s.status for s in self.scenarios)
+        left unfinished or not run by a run that stopped early, or skipped for lack of a
+        capability of the data layer), or unchecked."""
+        return record.verdict(
+            record.NOT_CHECKED if s.missing_capability else s.status for s in self.scenarios
+        )
 
 
 @dataclass
@@ -319,6 +324,20 @@ class Run:
     #: The drivers whose runs the record holds (run.json "server"'s driver, or a merged
     #: record's "merged_from").
     drivers_run: list[str] = field(default_factory=list)
+    #: The data layer's factory (run.json "server"), and what the run did not check for
+    #: lack of its capabilities (run.json "outcomes" "not_checked": {name: entry}).
+    data_layer: str | None = None
+    not_checked: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def not_checked_scenarios(self) -> int:
+        """How many scenarios the run did not check for lack of a capability of the layer."""
+        return sum(entry["scenarios"] for entry in self.not_checked.values())
+
+    @property
+    def not_acknowledged(self) -> list[str]:
+        """The capabilities lacked and not acknowledged (``missing_capabilities``)."""
+        return [name for name, entry in self.not_checked.items() if not entry["acknowledged"]]
 
     @property
     def headline(self) -> str | None:
@@ -384,6 +403,8 @@ def load_run(reports: Path) -> Run:
         drivers=_driver_matrix(data["driver_matrix"]) if data.get("driver_matrix") else None,
         drivers_run=_drivers_run(data),
         driver=(data.get("server") or {}).get("driver"),
+        data_layer=(data.get("server") or {}).get("data_layer"),
+        not_checked=dict((data.get("outcomes") or {}).get("not_checked") or {}),
     )
 
 
@@ -424,6 +445,7 @@ def _scenario(data: dict[str, Any]) -> Scenario:
         why=data.get("why"),
         detail=data.get("error"),
         skip_reason=data.get("skip_reason"),
+        missing_capability=data.get("missing_capability"),
         metrics=data.get("metrics"),
         evidence=Evidence.from_json(kept) if kept is not None else None,
     )

@@ -6,18 +6,31 @@ could not start (``write_setup_error``). The HTML report (failspec.report.html) 
 closing line (failspec.report.closing) are rendered from it alone. Its top-level keys:
 
 * ``format``: this shape's version (1);
-* ``server``: ``{"backend", "version", "driver"}`` of the run's server and the driver it
-  was used with (None: none was had);
+* ``server``: ``{"backend", "version", "driver", "data_layer"}`` of the run's server, the
+  driver it was used with and the data layer's factory (``package.module:factory``)
+  (None: none was had);
+* ``data_layer``: ``{"factory", "offers", "lacks", "acknowledged_missing"}``: the data
+  layer's factory, the optional capabilities of the port it offers (short names,
+  failspec.ledger.port ``NAMES``), those it lacks (``{name: {"capability",
+  "leaves_unchecked"}}``: the port's description of each, and the guarantee a run cannot
+  check without it), and those ``-D missing_capabilities`` acknowledges as absent (None:
+  no data layer was loaded);
 * ``setup_error``: why the run could not start (None: it started);
 * ``stopped``: why and where a run that stopped early stopped (None: it did not), as
   failspec.harness.hooks.Stopping.record gives it: ``cause``, ``signal``, ``exit_code``,
   ``not_finished`` (a location), ``finished``, ``selected``, ``not_run`` (locations);
-* ``outcomes``: how many scenarios ended in each status (``scenarios``) and how many
-  guarantees (Rules) hold, fail or are not checked (``guarantees``);
+* ``outcomes``: how many scenarios ended in each status (``scenarios``), how many
+  guarantees (Rules) hold, fail or are not checked (``guarantees``), and ``not_checked``:
+  for each capability the data layer lacks that a selected scenario needed,
+  ``{"capability", "scenarios", "rules", "leaves_unchecked", "acknowledged"}``: its
+  description, how many scenarios were skipped for lack of it (NOT CHECKED), the titles of
+  the Rules they are under, the guarantee they state, and whether ``missing_capabilities``
+  acknowledges it;
 * ``features``: each feature (name, file, location, tags, description) with its
   ``rules``; each rule (title, location, tags, description, verdict) with its
   ``scenarios``; each scenario with its location, name, tags, status, skip_reason,
-  duration_s, why (one sentence), error (the full text), steps (keyword, text, status,
+  missing_capability (the short name of the capability it was skipped for lack of, else
+  None), duration_s, why (one sentence), error (the full text), steps (keyword, text, status,
   background, error, table, doc), metrics (its figures) and evidence;
 * ``isolation_matrix``: ``{anomaly: {level: verdict}}`` (None: no scenario checked one);
 * ``hang_matrix``: ``{phase: {silence: cell}}`` (None: no scenario measured one);
@@ -66,6 +79,10 @@ NOT_FINISHED = "not_finished"
 #: A scenario the run never reached: it stopped early.
 NOT_RUN = "not_run"
 STATUSES = (PASSED, FAILED, SKIPPED, NOT_FINISHED, NOT_RUN)
+#: Not a status of its own (such a scenario is skipped): what :func:`verdict` is given for
+#: a scenario skipped for lack of a capability of the data layer, which leaves its Rule
+#: not checked even when the Rule's other scenarios pass.
+NOT_CHECKED = "not_checked"
 #: A guarantee (Rule) holds, fails, or is not checked.
 VERDICTS = ("holds", "fails", "unchecked")
 
@@ -94,11 +111,12 @@ def outcome(status: str | None) -> str:
 def verdict(statuses: Iterable[str]) -> str:
     """A guarantee's verdict from its scenarios' statuses: fails (one failed), holds (every
     one that ran passed, and none was left unfinished or not run by a run that stopped
-    early), or unchecked."""
+    early, or skipped for a capability the data layer lacks: ``NOT_CHECKED``), or
+    unchecked."""
     seen = set(statuses)
     if FAILED in seen:
         return "fails"
-    if seen & {NOT_FINISHED, NOT_RUN}:
+    if seen & {NOT_FINISHED, NOT_RUN, NOT_CHECKED}:
         return "unchecked"
     return "holds" if PASSED in seen else "unchecked"
 
@@ -147,6 +165,7 @@ def build(
     config: Any,
     *,
     server: dict[str, str] | None = None,
+    data_layer: dict[str, Any] | None = None,
     stopped: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
     evidence: dict[str, dict[str, Any]] | None = None,
@@ -160,12 +179,13 @@ def build(
     them, e.g. in after_all) and the harness's parts (see :func:`attach`).
 
     ``stopped`` is what a run that stopped early knows about its stop (see the module's
-    docstring); ``config`` is behave's configuration (its tag expression and
-    ``show_skipped``).
+    docstring); ``data_layer``: the record's ``data_layer`` (see there); ``config`` is
+    behave's configuration (its tag expression and ``show_skipped``).
     """
     record: dict[str, Any] = {
         "format": FORMAT,
         "server": server,
+        "data_layer": data_layer,
         "setup_error": None,
         "stopped": stopped,
         "outcomes": None,
@@ -252,14 +272,48 @@ def scenarios(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from rule["scenarios"]
 
 
-def outcomes(record: dict[str, Any]) -> dict[str, dict[str, int]]:
+def outcomes(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """How many scenarios ended in each status, and guarantees in each verdict."""
     statuses = [scenario["status"] for scenario in scenarios(record)]
     verdicts = [rule["verdict"] for feature in record["features"] for rule in feature["rules"]]
     return {
         "scenarios": {status: statuses.count(status) for status in STATUSES},
         "guarantees": {each: verdicts.count(each) for each in VERDICTS},
+        "not_checked": not_checked(record),
     }
+
+
+def not_checked(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """For each capability the data layer lacks that a scenario of the record needed (in
+    the port's order): see ``outcomes`` in the module's docstring."""
+    layer = record.get("data_layer") or {}
+    acknowledged = set(layer.get("acknowledged_missing") or [])
+    found: dict[str, dict[str, Any]] = {}
+    for name, lacked in (layer.get("lacks") or {}).items():
+        rules = [
+            rule
+            for feature in record["features"]
+            for rule in feature["rules"]
+            if any(s.get("missing_capability") == name for s in rule["scenarios"])
+        ]
+        if rules:
+            found[name] = {
+                "capability": lacked["capability"],
+                "scenarios": sum(
+                    s.get("missing_capability") == name for r in rules for s in r["scenarios"]
+                ),
+                "rules": [rule["title"] for rule in rules],
+                "leaves_unchecked": lacked["leaves_unchecked"],
+                "acknowledged": name in acknowledged,
+            }
+    return found
+
+
+def unacknowledged(record: dict[str, Any]) -> list[str]:
+    """The capabilities the data layer lacks, not acknowledged as absent, for lack of which
+    a scenario was not checked: a run with any is not green."""
+    counts = (record.get("outcomes") or {}).get("not_checked") or {}
+    return [name for name, entry in counts.items() if not entry["acknowledged"]]
 
 
 def setup_error(message: str) -> dict[str, Any]:
@@ -267,11 +321,13 @@ def setup_error(message: str) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "server": None,
+        "data_layer": None,
         "setup_error": message,
         "stopped": None,
         "outcomes": {
             "scenarios": dict.fromkeys(STATUSES, 0),
             "guarantees": dict.fromkeys(VERDICTS, 0),
+            "not_checked": {},
         },
         "features": [],
         "isolation_matrix": None,
@@ -340,7 +396,9 @@ def _rules(feature: Feature, config: Any, stopped: dict[str, Any] | None) -> lis
         )
         entry["scenarios"].append(_scenario(scenario, stopped))
     for entry in rules.values():
-        entry["verdict"] = verdict(s["status"] for s in entry["scenarios"])
+        entry["verdict"] = verdict(
+            NOT_CHECKED if s["missing_capability"] else s["status"] for s in entry["scenarios"]
+        )
     return list(rules.values())
 
 
@@ -373,6 +431,9 @@ def _scenario(scenario: Scenario, stopped: dict[str, Any] | None) -> dict[str, A
         "tags": list(scenario.tags),
         "status": status,
         "skip_reason": getattr(scenario, "skip_reason", None) if status == SKIPPED else None,
+        "missing_capability": (
+            getattr(scenario, "failspec_missing_capability", None) if status == SKIPPED else None
+        ),
         "duration_s": round(scenario.duration, 4),
         "why": why,
         "error": error,

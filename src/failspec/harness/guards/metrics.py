@@ -23,6 +23,17 @@ Per scenario:
   "The Cumulative Statistics System"), and so does ``pg_stat_reset()``. A window that
   crosses a reset or a server restart has no known delta: both are None for that
   scenario, and the totals leave it out and say how many they left out;
+* ``ledger_commits``: the scenario's transactions that committed a change to the ledger's
+  tables (``accounts``, ``transactions``), counted by the server, so the same whatever data
+  layer ran and however it commits (a layer on the driver alone commits where SQLAlchemy's
+  events, and so ``commits``, never see it): a trigger of the harness on both tables
+  (:data:`LEDGER_CHANGES_DDL`, created with each scenario's schema) notes the transaction
+  id (``pg_current_xact_id()``) and ``application_name`` of every row changed, in the
+  changing transaction itself, so a transaction rolled back leaves no note; the figure is
+  the number of distinct transaction ids noted under the scenario's ``application_name``
+  (the harness's own seeding, on its observer's connections, is not the scenario's).
+  Read-only transactions and transactions on other tables are not in it; None when it
+  could not be read;
 * ``rows_changed``: rows the scenario's statements inserted, updated or deleted.
 
 The run writes them all to ``reports/metrics.json`` and prints a summary at the end.
@@ -62,6 +73,8 @@ class ScenarioMetrics:
     xact_commit: int | None = 0
     xact_rollback: int | None = 0
     rows_changed: int = 0
+    #: None: the server's count could not be read (see the module's docstring).
+    ledger_commits: int | None = 0
     skip_reason: str | None = None
 
 
@@ -145,6 +158,7 @@ class Metrics:
             "xact_rollback": sum(s.xact_rollback for s in counted),
             "xact_not_counted": len(ran) - len(counted),
             "rows_changed": sum(s.rows_changed for s in ran),
+            "ledger_commits": sum(s.ledger_commits or 0 for s in ran),
             "peak_connections": max((s.peak_connections for s in ran), default=0),
         }
 
@@ -190,13 +204,56 @@ class Metrics:
         lines = [
             f"metrics: {len(self.scenarios)} scenarios, {t['duration_s']:.1f} s in scenarios, "
             f"harness {t['overhead_ms'] / 1000:.1f} s (median {t['overhead_ms_median']:.1f} ms), "
-            f"{t['commits']} commits and {t['rollbacks']} rollbacks by the scenarios{unknown} "
+            f"{t['ledger_commits']} commits changing the ledger (counted by the server), "
+            f"{t['commits']} commits and {t['rollbacks']} rollbacks through SQLAlchemy{unknown} "
             f"({t['xact_commit']} and {t['xact_rollback']} on the server{not_counted}), "
             f"{t['rows_changed']} rows changed, at most {t['peak_connections']} connections",
             "metrics: slowest: "
             + "; ".join(f"{s.duration_s:.2f} s {s.name} ({s.location})" for s in self.slowest()),
         ]
         return lines
+
+
+#: The harness's note of every change to the ledger's tables (see ``ledger_commits`` in the
+#: module's docstring), run in each new scenario schema (its search_path) after the
+#: ledger's tables are made. The function keeps that schema as its search_path.
+LEDGER_CHANGES_DDL = (
+    "CREATE TABLE failspec_ledger_changes (xid xid8 NOT NULL, application_name text NOT NULL)",
+    "CREATE FUNCTION failspec_note_change() RETURNS trigger LANGUAGE plpgsql "
+    "SET search_path FROM CURRENT AS $$ BEGIN "
+    "INSERT INTO failspec_ledger_changes "
+    "VALUES (pg_current_xact_id(), current_setting('application_name')); "
+    "RETURN NULL; END $$",
+    *(
+        f"CREATE TRIGGER failspec_ledger_changes AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION failspec_note_change()"
+        for table in ("accounts", "transactions")
+    ),
+)
+
+
+def note_ledger_changes(conn: Connection) -> None:
+    """Create the harness's note of ledger changes in the connection's schema (its
+    search_path), on the ledger's tables, which must exist."""
+    for ddl in LEDGER_CHANGES_DDL:
+        conn.execute(sa.text(ddl))
+
+
+def ledger_commits(conn: Connection, schema: str, application_name: str) -> int | None:
+    """How many transactions carrying ``application_name`` committed a change to the
+    ledger's tables in ``schema`` (see ``ledger_commits`` in the module's docstring); None
+    when the schema has no note of them (made without :func:`note_ledger_changes`)."""
+    try:
+        count = conn.execute(
+            sa.text(
+                f"SELECT count(DISTINCT xid) FROM {schema}.failspec_ledger_changes "
+                "WHERE application_name = :name"
+            ),
+            {"name": application_name},
+        ).scalar_one()
+    except sa.exc.ProgrammingError:
+        return None
+    return int(count)
 
 
 def _count(n: int, word: str) -> str:

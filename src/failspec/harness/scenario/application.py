@@ -26,7 +26,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.orm import Session
 
 from failspec import drivers
-from failspec.conditions import NamedFailure
+from failspec.conditions import NamedFailure, condition_of, first_line
 from failspec.harness.outcomes import Outcome, capture
 from failspec.harness.scenario.sessions import DbSession, Sessions
 from failspec.harness.scenario.workspace import Workspace
@@ -156,6 +156,9 @@ class Application:
         self.between_next_legs: list[Callable[[Connection], None]] = []
         #: Each failure the ledger's retry judged, in order: what the attempts met.
         self.judged: list[BaseException] = []
+        #: Each error that left a block of ``Resources.connection()`` whose connection was
+        #: broken, so thrown away (a data layer on the driver alone).
+        self.thrown_away: list[BaseException] = []
         self.retry.transient = self._judge
         self._orm: Session | None = None
         self._held: list[Connection] = []
@@ -196,7 +199,27 @@ class Application:
         """The retry's judgement (``is_transient``), recording the failure it judged."""
         if not self.judged or self.judged[-1] is not error:  # judged twice when it gives up
             self.judged.append(error)
+        self._check_invalidated(error)
         return is_transient(error)
+
+    def _check_invalidated(self, error: BaseException) -> None:
+        """The port's rule on a connection thrown away (``port.CONNECTION_INVALIDATED``),
+        checked where it matters, at the retry's judgement: a driver's error that left a
+        ``Resources.connection()`` block whose connection was broken must say so. (The
+        layer's own errors, e.g. ``NotReplicated``, name their outcome themselves; a layer
+        on SQLAlchemy's engine has SQLAlchemy set the flag.) Raises ``port.PortViolation``
+        naming the rule otherwise."""
+        if getattr(error, "connection_invalidated", False):
+            return
+        if not isinstance(error, drivers.driver_errors()):
+            return
+        if any(error is thrown for thrown in list(self.thrown_away)):
+            name = condition_of(error) or type(error).__name__
+            raise port.PortViolation(
+                port.CONNECTION_INVALIDATED,
+                f"{name}: {first_line(error)!r} came with its connection thrown away, "
+                "and connection_invalidated is not set on it",
+            )
 
     def _wait(self, delay: float) -> None:
         self.waits.append(delay)
@@ -306,7 +329,7 @@ class Application:
         holds the operation or inflicts a fault (for a layer committing through ``engine``,
         its ``commit`` event is the point before COMMIT, hooked where the engine is made)."""
         resources = port.Resources(
-            engine=engine, connection=port.pooled_connection(engine),
+            engine=engine, connection=port.pooled_connection(engine, self.thrown_away.append),
             driver=drivers.current().name, retry=retry, lock_in_order=lock_in_order,
         )  # fmt: skip
         layer = self.data_layer(resources)
@@ -552,6 +575,8 @@ def skip_without(context: Any, capability: str) -> bool:
     reason = context.app.lacks(capability)
     if reason is not None:
         context.scenario.skip(reason)
+        # What the run's record reads: the scenario is NOT CHECKED for lack of it.
+        context.scenario.failspec_missing_capability = port.NAMES[capability]
     return reason is not None
 
 

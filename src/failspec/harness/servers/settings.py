@@ -42,6 +42,7 @@ ENV_TWINS = {
     "workload_transactions": "FAILSPEC_WORKLOAD_TRANSACTIONS",
     "driver": "FAILSPEC_DRIVER",
     "data_layer": "FAILSPEC_DATA_LAYER",
+    "missing_capabilities": "FAILSPEC_MISSING_CAPABILITIES",
 }
 #: The range of ``workload_transactions``: at least a few for each of the sessions, at
 #: most what a soak on a fast machine runs in minutes.
@@ -70,6 +71,10 @@ class Settings:
     driver: str = "psycopg2"
     #: The data layer under specification: ``package.module:factory`` (failspec.ledger.port).
     data_layer: str = port.REFERENCE
+    #: The optional capabilities of the port (short names, ``port.NAMES``) the user
+    #: acknowledges the data layer lacks: scenarios skipped for lack of one of them do
+    #: not fail the run (they are still "not checked" in its record and closing line).
+    missing_capabilities: frozenset[str] = frozenset()
 
     @classmethod
     def from_sources(cls, userdata: Mapping[str, str], environ: Mapping[str, str]) -> Settings:
@@ -107,6 +112,10 @@ class Settings:
                 port.load_factory(str(values["data_layer"]))
             except port.NotAFactory as error:
                 raise SetupError(f"{error} (-D data_layer=... or FAILSPEC_DATA_LAYER)") from None
+        if "missing_capabilities" in values:
+            values["missing_capabilities"] = missing_capabilities(
+                str(values["missing_capabilities"])
+            )
         if backend == "url" and not values.get("db_url"):
             raise SetupError(
                 "backend=url needs a server address: DATABASE_URL=postgresql://user@host:port/db "
@@ -140,6 +149,21 @@ class Settings:
     def seconds(self, base: float) -> float:
         """A timeout of ``base`` seconds, scaled for this machine."""
         return base * self.timeout_scale
+
+
+def missing_capabilities(text: str) -> frozenset[str]:
+    """``-D missing_capabilities=a,b``: short names of the port's capabilities
+    (``port.NAMES``), separated by commas. Raises :class:`SetupError` naming an unknown one
+    and the names there are."""
+    names = frozenset(part.strip() for part in text.split(",") if part.strip())
+    unknown = sorted(names - set(port.NAMES.values()))
+    if unknown:
+        raise SetupError(
+            f"missing_capabilities names no capability of the data-layer port: {unknown[0]!r}; "
+            f"there are {', '.join(port.NAMES.values())} "
+            "(-D missing_capabilities=... or FAILSPEC_MISSING_CAPABILITIES)"
+        )
+    return names
 
 
 def _number(
