@@ -1,0 +1,453 @@
+"""The records of one run split into parts — parallel workers on one machine, or shards
+on several — merged into the record the run would have had, had it run serially.
+
+This is a different merge from failspec.report.merge (runs of different drivers side by
+side): here every part ran different scenarios of the same run, so the merged record is
+their union. Each part's record carries a ``partition`` (written by failspec.parallel):
+
+* ``kind``: ``"worker"`` (a process of one parallel run) or ``"shard"`` (a CI job's
+  share, which may itself have run on several workers);
+* ``index`` and ``of``: which part of how many (1-based);
+* ``locations``: the scenarios this part was given (file:line), in the run's order;
+* ``features``: every feature file of the run, in the run's order (the same in every
+  part).
+
+Every part's record holds every scenario of the feature files it was given (those given
+to another part as skipped), so each scenario is taken from the part it was given to,
+and a scenario given to none (left out by the tag expression) from any. The verdicts,
+the counts, the metrics' totals and the matrices are computed again from the union; a
+scenario given to two parts, or parts that disagree on the split, are refused
+(ReportError), so nothing is counted twice or lost.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from failspec.report import junit, record
+from failspec.report.model import ReportError
+
+#: The kinds of part a record may be.
+KINDS = ("worker", "shard")
+#: The isolation matrix's verdict that one observed variant makes final (a scenario that
+#: saw the anomaly once wins over one that did not): failspec.harness.concurrency.isolation.
+ALLOWED = "allowed"
+#: The harness's files of one run, which a merged run writes too (as hooks.after_all does).
+MATRIX_FILES = {
+    "isolation_matrix": "isolation-matrix.json",
+    "hang_matrix": "hang-matrix.json",
+    "replication_matrix": "replication-matrix.json",
+    "isolation_generated": "isolation-generated.json",
+    "driver_matrix": "driver-matrix.json",
+}
+
+
+def is_partition(data: dict[str, Any]) -> bool:
+    """Whether ``data`` (a run record) is one part of a split run."""
+    return isinstance(data.get("partition"), dict)
+
+
+def merge(
+    records: Sequence[tuple[str, dict[str, Any]]], *, wall_s: float | None = None
+) -> dict[str, Any]:
+    """One record from the parts' ``records`` (each: where it came from, the record), as
+    the module's docstring says. ``wall_s``: the whole run's wall time (s), for the
+    metrics (default: the longest part's).
+
+    Raises ReportError when a record is no part, the parts are of different kinds or
+    splits, a part is missing or given twice, or a scenario was given to two parts.
+    """
+    if not records:
+        raise ReportError("no part's record to merge")
+    parts = [(source, data) for source, data in records]
+    for source, data in parts:
+        if not is_partition(data):
+            raise ReportError(f"{source} is not a part of a split run (no partition)")
+    kinds = {data["partition"]["kind"] for _, data in parts}
+    counts = {data["partition"]["of"] for _, data in parts}
+    if len(kinds) != 1 or len(counts) != 1:
+        raise ReportError("the records are parts of different splits: " + _described(parts))
+    indices = sorted(data["partition"]["index"] for _, data in parts)
+    of = counts.pop()
+    if indices != list(range(1, of + 1)):
+        raise ReportError(f"the parts of a split into {of} are not all here: " + _described(parts))
+    orders = {tuple(data["partition"].get("features", [])) for _, data in parts}
+    if len(orders) != 1:
+        raise ReportError("the parts were split from different feature files: " + _described(parts))
+    parts.sort(key=lambda part: part[1]["partition"]["index"])
+    errors = [(source, data["setup_error"]) for source, data in parts if data.get("setup_error")]
+    if errors:
+        merged = record.setup_error("; ".join(f"{source}: {error}" for source, error in errors))
+        merged["partition"] = _partition(parts)
+        return merged
+    owner: dict[str, int] = {}
+    for index, (source, data) in enumerate(parts):
+        for location in data["partition"]["locations"]:
+            if location in owner:
+                raise ReportError(
+                    f"{location} was given to two parts: {parts[owner[location]][0]} and {source}"
+                )
+            owner[location] = index
+    merged = copy.deepcopy(parts[0][1])
+    merged["features"] = _features(parts, owner, list(orders.pop()))
+    for feature in merged["features"]:
+        for rule in feature["rules"]:
+            rule["verdict"] = record.verdict(s["status"] for s in rule["scenarios"])
+    merged["outcomes"] = record.outcomes(merged)
+    merged["stopped"] = _stopped([data for _, data in parts])
+    merged["server"] = next((data["server"] for _, data in parts if data.get("server")), None)
+    datas = [data for _, data in parts]
+    merged["isolation_matrix"] = _isolation([d.get("isolation_matrix") for d in datas])
+    merged["hang_matrix"] = _cells([d.get("hang_matrix") for d in datas], "hangs")
+    merged["replication_matrix"] = _cells(
+        [d.get("replication_matrix") for d in datas], "replication"
+    )
+    merged["isolation_generated"] = _generated([d.get("isolation_generated") for d in datas])
+    merged["driver_matrix"] = _drivers([d.get("driver_matrix") for d in datas])
+    merged["metrics"] = _metrics(merged, datas, wall_s)
+    merged["partition"] = _partition(parts)
+    return merged
+
+
+def _described(parts: Iterable[tuple[str, dict[str, Any]]]) -> str:
+    return ", ".join(
+        f"{source} ({data['partition']['kind']} {data['partition']['index']}/"
+        f"{data['partition']['of']})"
+        if is_partition(data)
+        else source
+        for source, data in parts
+    )
+
+
+def _partition(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """What the merged record says of the parts it holds."""
+    first = parts[0][1]["partition"]
+    return {
+        "kind": "merged",
+        "of_kind": first["kind"],
+        "parts": [
+            {
+                "record": source,
+                "index": data["partition"]["index"],
+                "scenarios": len(data["partition"]["locations"]),
+            }
+            for source, data in parts
+        ],
+        "features": list(first.get("features", [])),
+        "locations": [loc for _, data in parts for loc in data["partition"]["locations"]],
+    }
+
+
+def _features(
+    parts: Sequence[tuple[str, dict[str, Any]]], owner: dict[str, int], order: list[str]
+) -> list[dict[str, Any]]:
+    """Every feature of the parts in the run's order, each scenario from its owner."""
+    by_location: list[dict[str, dict[str, Any]]] = [
+        {s["location"]: s for s in record.scenarios(data)} for _, data in parts
+    ]
+    skeletons: dict[str, dict[str, Any]] = {}
+    for _, data in parts:
+        for feature in data["features"]:
+            skeletons.setdefault(feature["file"], feature)
+    files = [f for f in order if f in skeletons] + [f for f in skeletons if f not in order]
+    features = []
+    for file in files:
+        feature = copy.deepcopy(skeletons[file])
+        for rule in feature["rules"]:
+            for position, scenario in enumerate(rule["scenarios"]):
+                index = owner.get(scenario["location"])
+                if index is None:
+                    continue
+                taken = by_location[index].get(scenario["location"])
+                if taken is None:
+                    raise ReportError(
+                        f"{parts[index][0]} was given {scenario['location']} but does not hold it"
+                    )
+                rule["scenarios"][position] = copy.deepcopy(taken)
+        features.append(feature)
+    return features
+
+
+def _stopped(datas: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """How the run stopped early, from the parts that did (None: none did): the first
+    part's cause, every part's unfinished and never-run scenarios."""
+    stops = [data["stopped"] for data in datas if data.get("stopped")]
+    if not stops:
+        return None
+    unfinished = [s["not_finished"] for s in stops if s.get("not_finished")]
+    return {
+        "cause": stops[0]["cause"],
+        "signal": stops[0].get("signal"),
+        "exit_code": stops[0].get("exit_code"),
+        "not_finished": unfinished[0] if unfinished else None,
+        "not_finished_all": unfinished,
+        "finished": sum(int(s.get("finished", 0)) for s in stops),
+        "selected": sum(int(s.get("selected", 0)) for s in stops),
+        "not_run": [loc for s in stops for loc in s.get("not_run", [])],
+    }
+
+
+def _order(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The harness's order of a matrix's rows and columns (the order its as_json writes),
+    imported here lazily: the harness defines it, and the report otherwise needs none of
+    the harness."""
+    if kind == "hangs":
+        from failspec.harness.faults import hangs
+
+        return tuple(hangs.PHASES), tuple(hangs.FAULTS)
+    from failspec.harness.faults import replication
+
+    return tuple(replication.LEVELS), tuple(replication.FAILURES)
+
+
+def _sorted(keys: Iterable[str], order: Sequence[str]) -> list[str]:
+    present = list(dict.fromkeys(keys))
+    return [k for k in order if k in present] + [k for k in present if k not in order]
+
+
+def _isolation(matrices: Sequence[dict[str, dict[str, str]] | None]) -> dict[str, Any] | None:
+    """{anomaly: {level: verdict}}: a cell any part found allowed is allowed."""
+    merged: dict[str, dict[str, str]] = {}
+    for matrix in matrices:
+        for anomaly, row in (matrix or {}).items():
+            into = merged.setdefault(anomaly, {})
+            for level, verdict in row.items():
+                if into.get(level) != ALLOWED:
+                    into[level] = verdict
+    return merged or None
+
+
+def _cells(
+    matrices: Sequence[dict[str, dict[str, Any]] | None], kind: str
+) -> dict[str, Any] | None:
+    """{row: {column: cell}} of the hang or replication matrix: each cell from the part
+    that measured it (a later part's measurement of the same cell wins, as a later
+    scenario's does in one run), in the harness's order."""
+    merged: dict[str, dict[str, Any]] = {}
+    for matrix in matrices:
+        for row, cells in (matrix or {}).items():
+            merged.setdefault(row, {}).update(copy.deepcopy(cells))
+    if not merged:
+        return None
+    rows, columns = _order(kind)
+    return {
+        row: {column: merged[row][column] for column in _sorted(merged[row], columns)}
+        for row in _sorted(merged, rows)
+    }
+
+
+def _generated(matrices: Sequence[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """The generated workloads: every part's transactions and findings added up, per
+    workload and level (the parts ran with one seed, failspec.parallel sees to it)."""
+    present = [m for m in matrices if m]
+    if not present:
+        return None
+    seeds = {m.get("seed") for m in present}
+    if len(seeds) != 1:
+        raise ReportError(
+            f"the parts ran generated workloads with different seeds: {sorted(map(str, seeds))}"
+        )
+    workloads: dict[str, dict[str, Any]] = {}
+    for matrix in present:
+        for workload, levels in matrix["workloads"].items():
+            for level, row in levels.items():
+                into = workloads.setdefault(workload, {}).get(level)
+                if into is None:
+                    workloads[workload][level] = copy.deepcopy(row)
+                    continue
+                for key in ("transactions", "committed"):
+                    into[key] += row[key]
+                into["duration_s"] = round(into["duration_s"] + row["duration_s"], 3)
+                for key in ("aborted", "forms"):
+                    for name, count in row[key].items():
+                        into[key][name] = into[key].get(name, 0) + count
+                for kind, cell in row["anomalies"].items():
+                    have = into["anomalies"].setdefault(kind, copy.deepcopy(cell))
+                    if have is not cell and have != cell:
+                        have["found"] = have.get("found", 0) + cell.get("found", 0)
+                        have["example"] = have.get("example") or cell.get("example")
+                        have["expected"] = have.get("expected") or cell.get("expected")
+    return {"seed": seeds.pop(), "workloads": workloads}
+
+
+def _drivers(matrices: Sequence[dict[str, dict[str, Any]] | None]) -> dict[str, Any] | None:
+    """{failure: cell} of the driver matrix: every part's observations."""
+    merged: dict[str, dict[str, Any]] = {}
+    for matrix in matrices:
+        for failure, cell in (matrix or {}).items():
+            into = merged.setdefault(failure, copy.deepcopy(cell))
+            into["expected"].update(cell.get("expected", {}))
+            into["observed"].update(copy.deepcopy(cell.get("observed", {})))
+    return merged or None
+
+
+def _metrics(
+    merged: dict[str, Any], datas: Sequence[dict[str, Any]], wall_s: float | None
+) -> dict[str, Any] | None:
+    """The run's figures (metrics' ``run``) from every scenario's, as one run adds them
+    up (failspec.harness.guards.metrics.Metrics, whose totals are the definition)."""
+    from failspec.harness.guards.metrics import Metrics, ScenarioMetrics
+
+    runs = [data["metrics"] for data in datas if data.get("metrics")]
+    if not runs:
+        return None
+    entries = [s["metrics"] for s in record.scenarios(merged) if s.get("metrics")]
+    figures = Metrics(runs[0]["backend"], runs[0]["server_version"])
+    figures.scenarios = [ScenarioMetrics(**entry) for entry in entries]
+    run = figures.as_json()["run"]
+    run["duration_s"] = round(
+        wall_s if wall_s is not None else max(r["duration_s"] for r in runs), 3
+    )
+    return dict(run)
+
+
+def metrics_file(merged: dict[str, Any]) -> dict[str, Any] | None:
+    """What reports/metrics.json holds for the merged run (as Metrics.as_json())."""
+    if merged.get("metrics") is None:
+        return None
+    entries = [s["metrics"] for s in record.scenarios(merged) if s.get("metrics")]
+    return {"run": merged["metrics"], "scenarios": entries}
+
+
+def write(directory: Path, merged: dict[str, Any]) -> None:
+    """Write the merged record and the files one run writes beside it: run.json,
+    metrics.json, the matrices, evidence.json and, for a run that stopped early,
+    stopped-early.json (failspec.report.junit)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    record.write(directory, merged)
+    figures = metrics_file(merged)
+    if figures is not None:
+        (directory / "metrics.json").write_text(json.dumps(figures, indent=2) + "\n")
+    for key, name in MATRIX_FILES.items():
+        if merged.get(key):
+            text = json.dumps(
+                merged[key], indent=2, ensure_ascii=False, sort_keys=key == "driver_matrix"
+            )
+            (directory / name).write_text(text + "\n", encoding="utf-8")
+    evidence = {s["location"]: s["evidence"] for s in record.scenarios(merged) if s.get("evidence")}
+    if evidence:
+        (directory / "evidence.json").write_text(json.dumps(evidence, indent=2) + "\n")
+    if merged.get("stopped"):
+        junit.write_stopped_early(directory, merged["stopped"])
+
+
+# -- JUnit and behave's JSON -----------------------------------------------------------------
+
+
+def merge_junit(
+    parts: Sequence[tuple[Path, dict[str, Any]]], merged: dict[str, Any], into: Path
+) -> list[Path]:
+    """Write one JUnit file per feature into ``into`` from the parts' JUnit directories
+    (each part: its directory, its record), each testcase from the part its scenario was
+    given to: behave writes a testcase for every scenario of a feature file it was given,
+    in the file's order, so the n-th testcase of a feature's file is its n-th scenario by
+    line. Returns the files written. Raises ReportError when a part's file does not hold
+    the scenarios its record does."""
+    owner = {
+        location: index
+        for index, (_, data) in enumerate(parts)
+        for location in data["partition"]["locations"]
+    }
+    written: list[Path] = []
+    into.mkdir(parents=True, exist_ok=True)
+    for feature in merged["features"]:
+        scenarios = sorted(
+            (s for rule in feature["rules"] for s in rule["scenarios"]),
+            key=lambda s: int(s["location"].rsplit(":", 1)[1]),
+        )
+        name = _junit_name(feature["file"])
+        trees = {
+            index: ET.parse(directory / name)
+            for index, (directory, _) in enumerate(parts)
+            if (directory / name).exists()
+        }
+        if not trees:
+            continue
+        base_index = min(trees)
+        suite = copy.deepcopy(trees[base_index].getroot())
+        cases = {index: tree.getroot().findall("testcase") for index, tree in trees.items()}
+        for index, found in cases.items():
+            if len(found) != len(scenarios):
+                raise ReportError(
+                    f"{parts[index][0] / name} holds {len(found)} testcases, "
+                    f"its feature {len(scenarios)} scenarios"
+                )
+        for old in suite.findall("testcase"):
+            suite.remove(old)
+        for position, scenario in enumerate(scenarios):
+            index = owner.get(scenario["location"], base_index)
+            taken = cases.get(index, cases[base_index])[position]
+            if not (taken.get("name") or "").startswith(scenario["name"]):
+                raise ReportError(
+                    f"{parts[index][0] / name}: testcase {position + 1} is "
+                    f"{taken.get('name')!r}, not {scenario['name']!r}"
+                )
+            suite.append(taken)
+        testcases = suite.findall("testcase")
+        suite.set("tests", str(len(testcases)))
+        suite.set("errors", str(sum(1 for c in testcases if c.find("error") is not None)))
+        suite.set("failures", str(sum(1 for c in testcases if c.find("failure") is not None)))
+        suite.set("skipped", str(sum(1 for c in testcases if c.find("skipped") is not None)))
+        suite.set("time", str(round(sum(float(c.get("time") or 0) for c in testcases), 6)))
+        path = into / name
+        ET.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+        written.append(path)
+    for directory, _ in parts:  # a setup error's own file, once
+        setup = directory / junit.SETUP_REPORT
+        if setup.exists() and not (into / junit.SETUP_REPORT).exists():
+            (into / junit.SETUP_REPORT).write_bytes(setup.read_bytes())
+    return written
+
+
+def _junit_name(feature_file: str) -> str:
+    """behave's JUnit file for a feature file: TESTS-<path under features, dotted>.xml."""
+    path = Path(feature_file)
+    parts = path.with_suffix("").parts
+    if parts and parts[0] == "features":
+        parts = parts[1:]
+    return "TESTS-" + ".".join(parts) + ".xml"
+
+
+def merge_behave_json(parts: Sequence[tuple[Path, dict[str, Any]]], into: Path) -> None:
+    """behave's own JSON report (a list of features, each with its ``elements``: a
+    background before each scenario, then the scenario) merged the same way: each
+    scenario, and the background element before it, from the part it was given to. Each
+    part's ``path`` is its behave.json; one that cannot be read counts as empty."""
+    owner = {
+        location: index
+        for index, (_, data) in enumerate(parts)
+        for location in data["partition"]["locations"]
+    }
+    loaded: list[dict[str, dict[str, Any]]] = []
+    for path, _ in parts:
+        try:
+            features = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            features = []
+        loaded.append({f.get("location", "").rsplit(":", 1)[0]: f for f in features})
+    order = list(parts[0][1]["partition"].get("features", []))
+    present = list(dict.fromkeys(file for part in loaded for file in part))
+    result = []
+    for file in [f for f in order if f in present] + [f for f in present if f not in order]:
+        holders = [index for index, part in enumerate(loaded) if file in part]
+        base = loaded[holders[0]][file]
+        feature = copy.deepcopy(base)
+        lengths = {len(loaded[i][file].get("elements", [])) for i in holders}
+        if len(lengths) == 1:
+            elements = base.get("elements", [])
+            merged_elements = []
+            for position, element in enumerate(elements):
+                scenario = next(
+                    (e for e in elements[position:] if e.get("type") != "background"), element
+                )
+                index = owner.get(scenario.get("location", ""), holders[0])
+                source = loaded[index][file] if index in holders else base
+                merged_elements.append(copy.deepcopy(source["elements"][position]))
+            feature["elements"] = merged_elements
+        result.append(feature)
+    into.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
