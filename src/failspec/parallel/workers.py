@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import re
 import secrets
@@ -136,7 +137,7 @@ def plan(
         items = [item for item in items if item.location in share]
         if shard[0] != 1:
             whole = []
-    measured = split.durations(previous) if previous is not None else {}
+    measured = remembered(previous) if previous is not None else {}
     parts = [part for part in split.split(items, measured, jobs) if part.locations]
     if not parts:
         parts = [split.Part([], 0.0)]
@@ -145,6 +146,26 @@ def plan(
         f"the durations of {previous} ({known} of {len(items)} measured)" if known else "count"
     )
     return Plan(parts, chosen.features, chosen.options, shard, balanced_by, whole)
+
+
+#: Every scenario's last measured duration, kept across runs beside the reports: a run of
+#: one feature must not make the next whole run forget the others' durations.
+DURATIONS = "durations.json"
+
+
+def remembered(previous: Path) -> dict[str, float]:
+    """The durations kept in ``durations.json`` beside ``previous`` (the last run's
+    metrics.json), updated with ``previous``'s own and written back."""
+    kept = previous.parent / DURATIONS
+    try:
+        known = {str(k): float(v) for k, v in json.loads(kept.read_text()).items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        known = {}
+    known.update(split.durations(previous))
+    if known:
+        with contextlib.suppress(OSError):
+            kept.write_text(json.dumps(known, indent=1, sort_keys=True) + "\n")
+    return known
 
 
 def run(
