@@ -355,26 +355,27 @@ def merge_junit(
     }
     written: list[Path] = []
     into.mkdir(parents=True, exist_ok=True)
+    files = [_suites(directory) for directory, _ in parts]
     for feature in merged["features"]:
         scenarios = sorted(
             (s for rule in feature["rules"] for s in rule["scenarios"]),
             key=lambda s: int(s["location"].rsplit(":", 1)[1]),
         )
-        name = _junit_name(feature["file"])
-        trees = {
-            index: ET.parse(directory / name)
-            for index, (directory, _) in enumerate(parts)
-            if (directory / name).exists()
-        }
+        trees: dict[int, ET.ElementTree[ET.Element]] = {}
+        name = ""
+        for index, suites in enumerate(files):
+            found = _junit_of(feature, suites)
+            if found is not None:
+                name, trees[index] = found
         if not trees:
             continue
         base_index = min(trees)
         suite = copy.deepcopy(trees[base_index].getroot())
         cases = {index: tree.getroot().findall("testcase") for index, tree in trees.items()}
-        for index, found in cases.items():
-            if len(found) != len(scenarios):
+        for index, held in cases.items():
+            if len(held) != len(scenarios):
                 raise ReportError(
-                    f"{parts[index][0] / name} holds {len(found)} testcases, "
+                    f"{parts[index][0] / name} holds {len(held)} testcases, "
                     f"its feature {len(scenarios)} scenarios"
                 )
         for old in suite.findall("testcase"):
@@ -404,13 +405,24 @@ def merge_junit(
     return written
 
 
-def _junit_name(feature_file: str) -> str:
-    """behave's JUnit file for a feature file: TESTS-<path under features, dotted>.xml."""
-    path = Path(feature_file)
-    parts = path.with_suffix("").parts
-    if parts and parts[0] == "features":
-        parts = parts[1:]
-    return "TESTS-" + ".".join(parts) + ".xml"
+def _suites(directory: Path) -> dict[str, ET.ElementTree[ET.Element]]:
+    """Every JUnit file in ``directory`` by its name (none: an empty mapping)."""
+    return {path.name: ET.parse(path) for path in sorted(directory.glob("TESTS-*.xml"))}
+
+
+def _junit_of(
+    feature: dict[str, Any], suites: dict[str, ET.ElementTree[ET.Element]]
+) -> tuple[str, ET.ElementTree[ET.Element]] | None:
+    """The JUnit file behave wrote for ``feature``: its testsuite is named
+    ``<file's path, dotted, without .feature>.<feature's name>``, the path relative to
+    behave's base directory (behave's JUnitReporter.make_feature_filename)."""
+    stem = "." + str(Path(feature["file"]).with_suffix("")).replace("/", ".")
+    for name, tree in suites.items():
+        suite = tree.getroot().get("name") or ""
+        prefix = suite[: -len(feature["name"]) - 1] if suite.endswith("." + feature["name"]) else ""
+        if prefix and stem.endswith("." + prefix):
+            return name, tree
+    return None
 
 
 def merge_behave_json(parts: Sequence[tuple[Path, dict[str, Any]]], into: Path) -> None:
