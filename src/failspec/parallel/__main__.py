@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from failspec.parallel import workers
+from failspec.report import junit, record
 
 
 def main(argv: list[str]) -> int:
@@ -29,16 +30,26 @@ def main(argv: list[str]) -> int:
         )
         shard = workers.shard_from(options.shard)
     except workers.UsageError as error:
+        # As a run that cannot start: one line, a JUnit error and the record saying why.
         print(f"failspec: cannot run: {error}", file=sys.stderr, flush=True)
+        junit.write_setup_error(options.into / "junit", str(error))
+        record.write_setup_error(options.into, str(error))
         return 2
-    return workers.run(
-        behave_args,
-        jobs=jobs,
-        shard=shard,
-        into=options.into,
-        durations=options.durations,
-        previous=options.previous,
-    )
+    try:
+        return workers.run(
+            behave_args,
+            jobs=jobs,
+            shard=shard,
+            into=options.into,
+            durations=options.durations,
+            previous=options.previous,
+        )
+    except workers.UsageError as error:
+        # As a run that cannot start: one line, a JUnit error and the record saying why.
+        print(f"failspec: cannot run: {error}", file=sys.stderr, flush=True)
+        junit.write_setup_error(options.into / "junit", str(error))
+        record.write_setup_error(options.into, str(error))
+        return 2
 
 
 if __name__ == "__main__":

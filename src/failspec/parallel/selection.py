@@ -28,6 +28,8 @@ class Selection:
     items: list[Item]
     features: list[str]
     options: list[str]
+    #: behave's ``-D`` settings (``userdata``), for failspec.harness.servers.settings.
+    userdata: dict[str, str]
 
 
 #: Options a worker is given its own value for (its reports go to a directory of its own).
@@ -50,7 +52,8 @@ def select(args: Sequence[str]) -> Selection:
             if scenario.should_run(config):
                 group = REPLICATION_TAG if REPLICATION_TAG in scenario.effective_tags else None
                 items.append(Item(str(scenario.location), group))
-    return Selection(items, list(dict.fromkeys(files)), options_without_paths(args))
+    userdata = {str(k): str(v) for k, v in dict(config.userdata).items()}
+    return Selection(items, list(dict.fromkeys(files)), options_without_paths(args), userdata)
 
 
 def options_without_paths(args: Sequence[str]) -> list[str]:

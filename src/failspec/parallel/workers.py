@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from failspec.harness.errors import SetupError
+from failspec.harness.servers.settings import Settings
 from failspec.parallel import selection as selecting
 from failspec.parallel import split
 from failspec.report import partitions, record
@@ -125,6 +127,8 @@ def plan(
     scenarios the tag expression leaves out all go whole to the first worker (of the first
     shard), so the reports list them, skipped, as a serial run's do."""
     chosen = selecting.select(args)
+    if jobs > 1:
+        _check_sharable(chosen.userdata)
     items = chosen.items
     whole = [
         file
@@ -224,6 +228,7 @@ def run(
             if received:
                 break  # stopped before every worker began: the rest never start
             _start(worker, the_plan, env, lock, out)
+        partitions.prepare()  # while the workers run: the merge is then quick
         for worker in workers:
             if worker.process is not None:
                 worker.exit_code = _wait(worker.process)
@@ -234,6 +239,29 @@ def run(
             signal.signal(signum, handler)
     code = _merge(workers, the_plan, into, time.monotonic() - began, out)
     return _exit_code(workers, received, code)
+
+
+def _check_sharable(userdata: dict[str, str]) -> None:
+    """Raise UsageError for settings that several workers on one machine cannot share: a
+    fixed port (each worker starts a server of its own, so the second would find the port
+    taken) and ``backend=url`` (the workers would share the one server, where a scenario
+    that takes every connection slot refuses the other workers' connections). A setting
+    the settings refuse anyway is left for the workers to report."""
+    try:
+        settings = Settings.from_sources(userdata, os.environ)
+    except SetupError:
+        return
+    if settings.pg_port is not None:
+        raise UsageError(
+            "pg_port names one port, and each parallel worker starts a server of its own: "
+            "leave pg_port unset for --jobs above 1"
+        )
+    if settings.backend == "url":
+        raise UsageError(
+            "backend=url: parallel workers would share the one server, where the scenarios "
+            "that take every connection slot refuse the other workers' connections; run it "
+            "with --jobs 1 (or shards, each on a server of its own)"
+        )
 
 
 def _gives_seed(args: Sequence[str]) -> bool:

@@ -205,6 +205,14 @@ def _order(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(replication.LEVELS), tuple(replication.FAILURES)
 
 
+def prepare() -> None:
+    """Import now what :func:`merge` imports lazily (the harness's matrix orders and
+    metrics: ~0.6 s), e.g. while the workers run, so the merge itself is quick."""
+    _order("hangs")
+    _order("replication")
+    from failspec.harness.guards import metrics  # noqa: F401
+
+
 def _sorted(keys: Iterable[str], order: Sequence[str]) -> list[str]:
     present = list(dict.fromkeys(keys))
     return [k for k in order if k in present] + [k for k in present if k not in order]
