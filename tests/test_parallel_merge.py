@@ -212,3 +212,10 @@ def test_a_junit_file_that_does_not_hold_its_records_scenarios_is_refused(tmp_pa
         located.append((tmp_path / source, data))
     with pytest.raises(ReportError, match="holds 2 testcases"):
         partitions.merge_junit(located, partitions.merge(given), tmp_path / "merged")
+
+
+def test_the_merged_record_of_a_whole_run_is_no_part_and_merges_as_a_driver_run():
+    merged = partitions.merge(parts())
+    assert merged["partition"]["kind"] == "merged"
+    assert not partitions.is_partition(merged)
+    assert partitions.is_partition(parts()[0][1])

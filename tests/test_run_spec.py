@@ -46,7 +46,8 @@ def tree(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, tree):
     marker = tree / "server.json"
-    env = {**os.environ, "FAILSPEC_TEST_MARKER": str(marker), "PYTHONPATH": str(tree / "src")}
+    env = {**os.environ, "FAILSPEC_TEST_MARKER": str(marker), "PYTHONPATH": str(tree / "src"),
+           "FAILSPEC_JOBS": "1"}  # fmt: skip
     # A session of its own, as a shell's job is: the signal goes to run-spec only.
     run = subprocess.Popen(
         ["bash", str(tree / "run-spec"), "tests/fixtures/interrupt", "-D", "backend=embedded"],

@@ -48,8 +48,10 @@ MATRIX_FILES = {
 
 
 def is_partition(data: dict[str, Any]) -> bool:
-    """Whether ``data`` (a run record) is one part of a split run."""
-    return isinstance(data.get("partition"), dict)
+    """Whether ``data`` (a run record) is one part of a split run: a worker's or a
+    shard's (not the merged record of a whole run, which is a run like a serial one)."""
+    partition = data.get("partition")
+    return isinstance(partition, dict) and partition.get("kind") in KINDS
 
 
 def merge(
