@@ -219,3 +219,19 @@ def test_the_merged_record_of_a_whole_run_is_no_part_and_merges_as_a_driver_run(
     assert merged["partition"]["kind"] == "merged"
     assert not partitions.is_partition(merged)
     assert partitions.is_partition(parts()[0][1])
+
+
+def test_shards_that_keep_only_their_own_scenarios_merge_into_the_serial_record():
+    whole = partitions.merge(parts())
+    shards = []
+    for source, data in parts():
+        mine = set(data["partition"]["locations"])
+        kept = partitions.keep_only(data, mine.__contains__)
+        kept["partition"] = {**data["partition"], "kind": "shard"}
+        assert kept["outcomes"]["scenarios"]["skipped"] == 0  # the other shard's: not here
+        shards.append((source, kept))
+    merged = partitions.merge(shards)
+    assert merged["outcomes"] == whole["outcomes"]
+    assert [s["location"] for s in record.scenarios(merged)] == [
+        s["location"] for s in record.scenarios(whole)
+    ]

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -110,6 +110,8 @@ class Plan:
     shard: tuple[int, int] | None
     balanced_by: str
     whole_files: list[str]
+    #: Every scenario the command line selects, in every shard.
+    selected: set[str] = field(default_factory=set)
 
 
 def plan(
@@ -130,11 +132,9 @@ def plan(
     if jobs > 1:
         _check_sharable(chosen.userdata)
     items = chosen.items
-    whole = [
-        file
-        for file in chosen.features
-        if not any(i.location.rsplit(":", 1)[0] == file for i in items)
-    ]
+    selected = {item.location for item in items}
+    with_items = {item.location.rsplit(":", 1)[0] for item in items}
+    whole = [file for file in chosen.features if file not in with_items]
     if shard is not None:
         by_shard = split.durations(durations) if durations is not None else {}
         share = set(split.shard(items, by_shard, *shard).locations)
@@ -147,9 +147,9 @@ def plan(
         parts = [split.Part([], 0.0)]
     known = sum(1 for item in items if item.location in measured)
     balanced_by = (
-        f"the durations of {previous} ({known} of {len(items)} measured)" if known else "count"
+        f"the last measured durations ({known} of {len(items)} known)" if known else "count"
     )
-    return Plan(parts, chosen.features, chosen.options, shard, balanced_by, whole)
+    return Plan(parts, chosen.features, chosen.options, shard, balanced_by, whole, selected)
 
 
 #: Every scenario's last measured duration, kept across runs beside the reports: a run of
@@ -352,9 +352,12 @@ def _merge(workers: list[Worker], the_plan: Plan, into: Path, wall_s: float, out
         }
         record.write(worker.directory, data)
         parts.append((str(worker.directory / record.RUN_RECORD), data))
+    keep = None
     try:
         merged = partitions.merge(parts, wall_s=wall_s)
         if the_plan.shard is not None:
+            keep = _shard_keeps(the_plan, workers)
+            merged = partitions.keep_only(merged, keep)
             merged["partition"] = {
                 "kind": "shard",
                 "index": the_plan.shard[0],
@@ -367,13 +370,14 @@ def _merge(workers: list[Worker], the_plan: Plan, into: Path, wall_s: float, out
         located = [
             (w.directory / "junit", data) for w, (_, data) in zip(workers, parts, strict=True)
         ]
-        partitions.merge_junit(located, merged, into / "junit")
+        partitions.merge_junit(located, merged, into / "junit", keep)
         partitions.merge_behave_json(
             [
                 (w.directory / "behave.json", data)
                 for w, (_, data) in zip(workers, parts, strict=True)
             ],
             into / "behave.json",
+            keep,
         )
     except ReportError as error:
         print(f"failspec: cannot merge the workers' reports: {error}", file=sys.stderr, flush=True)
@@ -388,6 +392,15 @@ def _merge(workers: list[Worker], the_plan: Plan, into: Path, wall_s: float, out
             flush=True,
         )
     return 0
+
+
+def _shard_keeps(the_plan: Plan, workers: list[Worker]) -> Callable[[str], bool]:
+    """Which scenarios a shard's reports hold: its own, and (the first shard) those the
+    command line does not select, which a serial run's reports list as skipped."""
+    assert the_plan.shard is not None
+    mine = {location for worker in workers for location in worker.locations}
+    first = the_plan.shard[0] == 1
+    return lambda location: location in mine or (first and location not in the_plan.selected)
 
 
 def _exit_code(workers: list[Worker], received: list[int], merge_code: int) -> int:

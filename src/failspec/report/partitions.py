@@ -25,7 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,34 +145,69 @@ def _partition(parts: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
+def _line(location: str) -> int:
+    return int(location.rsplit(":", 1)[1])
+
+
 def _features(
     parts: Sequence[tuple[str, dict[str, Any]]], owner: dict[str, int], order: list[str]
 ) -> list[dict[str, Any]]:
-    """Every feature of the parts in the run's order, each scenario from its owner."""
+    """Every feature of the parts in the run's order, its Rules and scenarios in the
+    file's order (by line), each scenario from its owner (one given to none: from any
+    part that holds it). A part may hold every scenario of its files (a worker's record)
+    or only its own (a shard's, see :func:`keep_only`)."""
     by_location: list[dict[str, dict[str, Any]]] = [
         {s["location"]: s for s in record.scenarios(data)} for _, data in parts
     ]
     skeletons: dict[str, dict[str, Any]] = {}
-    for _, data in parts:
+    rules: dict[str, dict[str, dict[str, Any]]] = {}
+    chosen: dict[str, dict[str, dict[str, Any]]] = {}  # file -> rule location -> scenarios
+    for index, (_, data) in enumerate(parts):
         for feature in data["features"]:
             skeletons.setdefault(feature["file"], feature)
+            for rule in feature["rules"]:
+                rules.setdefault(feature["file"], {}).setdefault(rule["location"], rule)
+                into = chosen.setdefault(feature["file"], {}).setdefault(rule["location"], {})
+                for scenario in rule["scenarios"]:
+                    mine = owner.get(scenario["location"])
+                    if mine == index or (mine is None and scenario["location"] not in into):
+                        into[scenario["location"]] = scenario
+    for location, index in owner.items():
+        if location not in by_location[index]:
+            raise ReportError(f"{parts[index][0]} was given {location} but does not hold it")
     files = [f for f in order if f in skeletons] + [f for f in skeletons if f not in order]
     features = []
     for file in files:
-        feature = copy.deepcopy(skeletons[file])
-        for rule in feature["rules"]:
-            for position, scenario in enumerate(rule["scenarios"]):
-                index = owner.get(scenario["location"])
-                if index is None:
-                    continue
-                taken = by_location[index].get(scenario["location"])
-                if taken is None:
-                    raise ReportError(
-                        f"{parts[index][0]} was given {scenario['location']} but does not hold it"
-                    )
-                rule["scenarios"][position] = copy.deepcopy(taken)
+        feature = {k: copy.deepcopy(v) for k, v in skeletons[file].items() if k != "rules"}
+        feature["rules"] = []
+        for location in sorted(rules[file], key=_line):
+            rule = {k: copy.deepcopy(v) for k, v in rules[file][location].items()}
+            taken = chosen[file][location]
+            rule["scenarios"] = [copy.deepcopy(taken[at]) for at in sorted(taken, key=_line)]
+            feature["rules"].append(rule)
         features.append(feature)
     return features
+
+
+def keep_only(data: dict[str, Any], keep: Callable[[str], bool]) -> dict[str, Any]:
+    """``data`` (a record) with only the scenarios whose location ``keep`` accepts, and
+    only the Rules and features left with one; verdicts and counts computed again. A
+    shard keeps its own scenarios, so its reports count each scenario of the run in one
+    shard only."""
+    kept = dict(data)
+    features = []
+    for feature in data["features"]:
+        rules = []
+        for rule in feature["rules"]:
+            scenarios = [s for s in rule["scenarios"] if keep(s["location"])]
+            if scenarios:
+                verdict = record.verdict(s["status"] for s in scenarios)
+                rules.append({**rule, "scenarios": scenarios, "verdict": verdict})
+        if rules:
+            features.append({**feature, "rules": rules})
+    kept["features"] = features
+    kept["outcomes"] = record.outcomes(kept)
+    return kept
 
 
 def _stopped(datas: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
@@ -350,56 +385,72 @@ def write(directory: Path, merged: dict[str, Any]) -> None:
 
 
 def merge_junit(
-    parts: Sequence[tuple[Path, dict[str, Any]]], merged: dict[str, Any], into: Path
+    parts: Sequence[tuple[Path, dict[str, Any]]],
+    merged: dict[str, Any],
+    into: Path,
+    keep: Callable[[str], bool] | None = None,
 ) -> list[Path]:
-    """Write one JUnit file per feature into ``into`` from the parts' JUnit directories
-    (each part: its directory, its record), each testcase from the part its scenario was
-    given to: behave writes a testcase for every scenario of a feature file it was given,
-    in the file's order, so the n-th testcase of a feature's file is its n-th scenario by
-    line. Returns the files written. Raises ReportError when a part's file does not hold
-    the scenarios its record does."""
+    """Write one JUnit file per feature of ``merged`` into ``into`` from the parts' JUnit
+    directories (each part: its directory, its record), each testcase from the part its
+    scenario was given to. A part's file holds a testcase for each scenario its record
+    holds of that feature, in the file's order (behave writes them so; a shard keeps its
+    own), so its n-th testcase is the record's n-th scenario by line. ``keep``: only the
+    scenarios whose location it accepts (a shard's). Returns the files written. Raises
+    ReportError when a part's file does not hold the scenarios its record does."""
     owner = {
         location: index
         for index, (_, data) in enumerate(parts)
         for location in data["partition"]["locations"]
     }
+    held = [
+        {f["file"]: sorted((s["location"] for s in _scenarios_of(f)), key=_line)
+         for f in data["features"]}
+        for _, data in parts
+    ]  # fmt: skip
     written: list[Path] = []
     into.mkdir(parents=True, exist_ok=True)
     files = [_suites(directory) for directory, _ in parts]
     for feature in merged["features"]:
-        scenarios = sorted(
-            (s for rule in feature["rules"] for s in rule["scenarios"]),
-            key=lambda s: int(s["location"].rsplit(":", 1)[1]),
-        )
-        trees: dict[int, ET.ElementTree[ET.Element]] = {}
+        cases: dict[str, dict[int, ET.Element]] = {}  # location -> part -> testcase
         name = ""
+        base: ET.Element | None = None
         for index, suites in enumerate(files):
             found = _junit_of(feature, suites)
-            if found is not None:
-                name, trees[index] = found
-        if not trees:
-            continue
-        base_index = min(trees)
-        suite = copy.deepcopy(trees[base_index].getroot())
-        cases = {index: tree.getroot().findall("testcase") for index, tree in trees.items()}
-        for index, held in cases.items():
-            if len(held) != len(scenarios):
+            if found is None:
+                continue
+            name, tree = found
+            base = base if base is not None else tree.getroot()
+            testcases = tree.getroot().findall("testcase")
+            locations = held[index].get(feature["file"], [])
+            if len(testcases) != len(locations):
                 raise ReportError(
-                    f"{parts[index][0] / name} holds {len(held)} testcases, "
-                    f"its feature {len(scenarios)} scenarios"
+                    f"{parts[index][0] / name} holds {len(testcases)} testcases, "
+                    f"its record {len(locations)} scenarios of {feature['file']}"
                 )
+            for location, case in zip(locations, testcases, strict=True):
+                cases.setdefault(location, {})[index] = case
+        if base is None:
+            continue
+        suite = copy.deepcopy(base)
         for old in suite.findall("testcase"):
             suite.remove(old)
-        for position, scenario in enumerate(scenarios):
-            index = owner.get(scenario["location"], base_index)
-            taken = cases.get(index, cases[base_index])[position]
+        for scenario in sorted(_scenarios_of(feature), key=lambda s: _line(s["location"])):
+            location = scenario["location"]
+            if keep is not None and not keep(location):
+                continue
+            found_in = cases.get(location, {})
+            if not found_in:
+                raise ReportError(f"no part's JUnit holds {location}")
+            taken = found_in.get(owner.get(location, -1), next(iter(found_in.values())))
             if not (taken.get("name") or "").startswith(scenario["name"]):
                 raise ReportError(
-                    f"{parts[index][0] / name}: testcase {position + 1} is "
-                    f"{taken.get('name')!r}, not {scenario['name']!r}"
+                    f"{name}: the testcase of {location} is {taken.get('name')!r}, "
+                    f"not {scenario['name']!r}"
                 )
-            suite.append(taken)
+            suite.append(copy.deepcopy(taken))
         testcases = suite.findall("testcase")
+        if not testcases:
+            continue
         suite.set("tests", str(len(testcases)))
         suite.set("errors", str(sum(1 for c in testcases if c.find("error") is not None)))
         suite.set("failures", str(sum(1 for c in testcases if c.find("failure") is not None)))
@@ -413,6 +464,10 @@ def merge_junit(
         if setup.exists() and not (into / junit.SETUP_REPORT).exists():
             (into / junit.SETUP_REPORT).write_bytes(setup.read_bytes())
     return written
+
+
+def _scenarios_of(feature: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for rule in feature["rules"] for s in rule["scenarios"]]
 
 
 def _suites(directory: Path) -> dict[str, ET.ElementTree[ET.Element]]:
@@ -435,41 +490,50 @@ def _junit_of(
     return None
 
 
-def merge_behave_json(parts: Sequence[tuple[Path, dict[str, Any]]], into: Path) -> None:
+def merge_behave_json(
+    parts: Sequence[tuple[Path, dict[str, Any]]],
+    into: Path,
+    keep: Callable[[str], bool] | None = None,
+) -> None:
     """behave's own JSON report (a list of features, each with its ``elements``: a
     background before each scenario, then the scenario) merged the same way: each
-    scenario, and the background element before it, from the part it was given to. Each
-    part's ``path`` is its behave.json; one that cannot be read counts as empty."""
+    scenario, with the background element before it, from the part it was given to, in
+    the file's order; ``keep``: only the scenarios whose location it accepts. Each part's
+    path is its behave.json; one that cannot be read counts as empty."""
     owner = {
         location: index
         for index, (_, data) in enumerate(parts)
         for location in data["partition"]["locations"]
     }
-    loaded: list[dict[str, dict[str, Any]]] = []
-    for path, _ in parts:
+    features: dict[str, dict[str, Any]] = {}
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}  # file -> location -> elements
+    for index, (path, _) in enumerate(parts):
         try:
-            features = json.loads(path.read_text(encoding="utf-8"))
+            loaded = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            features = []
-        loaded.append({f.get("location", "").rsplit(":", 1)[0]: f for f in features})
-    order = list(parts[0][1]["partition"].get("features", []))
-    present = list(dict.fromkeys(file for part in loaded for file in part))
+            loaded = []
+        for feature in loaded:
+            file = feature.get("location", "").rsplit(":", 1)[0]
+            features.setdefault(file, feature)
+            pending: list[dict[str, Any]] = []
+            grouped = groups.setdefault(file, {})
+            for element in feature.get("elements", []):
+                pending.append(element)
+                if element.get("type") == "background":
+                    continue
+                location = element.get("location", "")
+                if owner.get(location) == index or (
+                    owner.get(location) is None and location not in grouped
+                ):
+                    grouped[location] = pending
+                pending = []
+    order = list(parts[0][1]["partition"].get("features", [])) if parts else []
     result = []
-    for file in [f for f in order if f in present] + [f for f in present if f not in order]:
-        holders = [index for index, part in enumerate(loaded) if file in part]
-        base = loaded[holders[0]][file]
-        feature = copy.deepcopy(base)
-        lengths = {len(loaded[i][file].get("elements", [])) for i in holders}
-        if len(lengths) == 1:
-            elements = base.get("elements", [])
-            merged_elements = []
-            for position, element in enumerate(elements):
-                scenario = next(
-                    (e for e in elements[position:] if e.get("type") != "background"), element
-                )
-                index = owner.get(scenario.get("location", ""), holders[0])
-                source = loaded[index][file] if index in holders else base
-                merged_elements.append(copy.deepcopy(source["elements"][position]))
-            feature["elements"] = merged_elements
+    for file in [f for f in order if f in features] + [f for f in features if f not in order]:
+        chosen = [at for at in groups.get(file, {}) if keep is None or keep(at)]
+        if not chosen:
+            continue
+        feature = {k: v for k, v in features[file].items() if k != "elements"}
+        feature["elements"] = [e for at in sorted(chosen, key=_line) for e in groups[file][at]]
         result.append(feature)
     into.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
