@@ -225,9 +225,9 @@ def run(
     previous_handlers = {s: signal.signal(s, pass_on) for s in STOP_SIGNALS}
     try:
         for worker in workers:
-            if received:
-                break  # stopped before every worker began: the rest never start
             _start(worker, the_plan, env, lock, out)
+        if received:  # a signal while they started: the last ones may have missed it
+            pass_on(received[0], None)
         partitions.prepare()  # while the workers run: the merge is then quick
         for worker in workers:
             if worker.process is not None:
