@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -192,6 +193,10 @@ def run(
     if not _gives_seed(args) and not env.get("FAILSPEC_SEED"):
         env["FAILSPEC_SEED"] = str(secrets.randbelow(2**31))  # one seed for every worker
     workers_dir = into / WORKERS_DIR
+    # Nothing of an earlier run there may be merged: its workers' files, its merged JUnit.
+    shutil.rmtree(workers_dir, ignore_errors=True)
+    for stale in (into / "junit").glob("TESTS-*.xml"):
+        stale.unlink()
     workers = []
     for number, part in enumerate(the_plan.parts, start=1):
         directory = workers_dir / f"w{number}"

@@ -418,10 +418,12 @@ def merge_junit(
             found = _junit_of(feature, suites)
             if found is None:
                 continue
+            locations = held[index].get(feature["file"], [])
+            if not locations:
+                continue  # not this part's feature: a file of another run's, left there
             name, tree = found
             base = base if base is not None else tree.getroot()
             testcases = tree.getroot().findall("testcase")
-            locations = held[index].get(feature["file"], [])
             if len(testcases) != len(locations):
                 raise ReportError(
                     f"{parts[index][0] / name} holds {len(testcases)} testcases, "
