@@ -16,10 +16,14 @@ from pathlib import Path
 import pytest
 
 from failspec.harness import processes, waiting
+from failspec.harness.faults import packet_filter
+from failspec.harness.faults.network import PacketLoss
+from failspec.harness.postgres import directories
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "features", "scripts", "run-spec", "pyproject.toml", "requirements.txt",
-          "requirements-dev.txt", "requirements-dev.lock", "tests/fixtures/interrupt")  # fmt: skip
+          "requirements-dev.txt", "requirements-dev.lock", "tests/fixtures/interrupt",
+          "tests/fixtures/interrupt-parallel")  # fmt: skip
 
 
 @pytest.fixture
@@ -42,7 +46,8 @@ def tree(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, tree):
     marker = tree / "server.json"
-    env = {**os.environ, "FAILSPEC_TEST_MARKER": str(marker), "PYTHONPATH": str(tree / "src")}
+    env = {**os.environ, "FAILSPEC_TEST_MARKER": str(marker), "PYTHONPATH": str(tree / "src"),
+           "FAILSPEC_JOBS": "1"}  # fmt: skip
     # A session of its own, as a shell's job is: the signal goes to run-spec only.
     run = subprocess.Popen(
         ["bash", str(tree / "run-spec"), "tests/fixtures/interrupt", "-D", "backend=embedded"],
@@ -68,3 +73,63 @@ def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, 
     assert (reports / "run.json").exists(), output
     assert 'class="badge not_finished">not finished<' in (reports / "report.html").read_text()
     assert "behave: 0 passed, 0 failed, 0 skipped, 1 not finished, 0 not run\n" in output
+
+
+def server_dirs_of(pids: set[int]) -> list[Path]:
+    """The server directories whose owner file names one of ``pids``."""
+    found = []
+    for parent in directories.server_parents():
+        for base in parent.glob(f"{directories.DIR_PREFIX}*"):
+            try:
+                owner = json.loads((base / directories.OWNER_FILE).read_text())
+            except (OSError, ValueError):
+                continue  # another run's, being made or removed right now
+            if owner.get("pid") in pids:
+                found.append(base)
+    return found
+
+
+def rules_of(pids: set[int]) -> list[str]:
+    """The packet-loss rules the processes ``pids`` added (none where iptables is not)."""
+    if PacketLoss.unavailable() is not None:
+        return []
+    listed = packet_filter.iptables("-S", "INPUT").stdout.splitlines()
+    return [r for r in listed if any(f"{packet_filter.COMMENT}{pid}" in r for pid in pids)]
+
+
+@pytest.mark.server
+def test_ctrl_c_to_a_parallel_run_stops_every_worker_and_leaves_nothing_behind(tree):
+    """Two workers, one with its cluster's network partitioned, one with a packet-loss
+    rule in force: SIGINT to run-spec reaches both; each stops its servers, its cluster
+    and its rule; the merged reports count both scenarios as not finished."""
+    markers = tree / "markers"
+    markers.mkdir()
+    env = {**os.environ, "FAILSPEC_TEST_MARKER": str(markers), "PYTHONPATH": str(tree / "src")}
+    run = subprocess.Popen(
+        ["bash", str(tree / "run-spec"), "--jobs", "2", "tests/fixtures/interrupt-parallel",
+         "-D", "backend=embedded"],
+        cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+
+        def both() -> bool:
+            written = list(markers.glob("w*.json"))
+            return len(written) == 2 and all(m.read_text() for m in written)
+
+        waiting.until(both, timeout=120, what="both workers in their fault")
+        held = [json.loads(m.read_text()) for m in sorted(markers.glob("w*.json"))]
+        pids = {h["behave_pid"] for h in held}
+        assert len(server_dirs_of(pids)) == 4  # each worker's server, one cluster's two
+        run.send_signal(signal.SIGINT)
+        output, _ = run.communicate(timeout=90)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, output
+    assert not any(processes.pid_alive(pid) for pid in pids), output
+    assert server_dirs_of(pids) == [], output
+    assert rules_of(pids) == [], output
+    assert "behave: 0 passed, 0 failed, 0 skipped, 2 not finished, 0 not run\n" in output
+    assert (tree / "reports" / "report.html").exists(), output
+    assert len(list((tree / "reports" / "junit").glob("*.xml"))) == 1, output

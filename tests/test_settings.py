@@ -218,7 +218,20 @@ def test_the_settings_check_reads_behaves_options_and_says_one_line(capsys):
     )
 
 
-def test_run_tests_reports_a_misspelt_setting_before_its_gates():
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["-D", "backnd=url"], "failspec: cannot run: unknown setting 'backnd'"),
+        # --jobs and --shard are run-spec's own options: the settings check does not take
+        # them for behave's, and still finds the misspelt setting after them.
+        (["--jobs", "auto", "--shard=1/2", "-D", "backnd=url"],
+         "failspec: cannot run: unknown setting 'backnd'"),
+        (["--jobs", "0"], "failspec: cannot run: --jobs (or FAILSPEC_JOBS) must be"),
+        (["--shard", "3/2"], "failspec: cannot run: --shard must be K/N with 1 <= K <= N"),
+    ],
+    ids=["setting", "setting-after-jobs", "jobs", "shard"],
+)  # fmt: skip
+def test_run_tests_reports_a_misspelt_setting_before_its_gates(args, said):
     root = Path(__file__).resolve().parent.parent
     stamp = hashlib.sha256(  # as scripts/bootstrap computes it
         b"".join((root / f).read_bytes() for f in ("requirements.txt", "requirements-dev.txt",
@@ -231,7 +244,7 @@ def test_run_tests_reports_a_misspelt_setting_before_its_gates():
     # Its own session, so that if the check were gone the gates it would start are
     # stopped with it (the pytest gate would run this test again).
     run = subprocess.Popen(
-        [str(root / "run-tests"), "-D", "backnd=url"], cwd=root, stdout=subprocess.PIPE,
+        [str(root / "run-tests"), *args], cwd=root, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     try:
@@ -241,6 +254,6 @@ def test_run_tests_reports_a_misspelt_setting_before_its_gates():
             os.killpg(run.pid, signal.SIGKILL)
             run.communicate()
     assert run.returncode == 2, out + err
-    assert "failspec: cannot run: unknown setting 'backnd'" in err
+    assert said in err
     assert "== ruff" not in out
     assert time.monotonic() - started < 10

@@ -75,7 +75,8 @@ def _measured(context, result, bound):
     hang.finish()
     settings = hangs.Settings.of(context.app)
     cell = Cell.measure(bound, settings, outcome.elapsed, hangs.outcome_of(outcome.error),
-                        scenario=str(context.scenario.location))  # fmt: skip
+                        scenario=str(context.scenario.location),
+                        scale=context.settings.timeout_scale)  # fmt: skip
     context.hang_matrix.record(hang.phase, hang.fault, cell)
     assert_that("succeeds" if outcome.succeeded else "fails", equal_to(result), outcome.describe())
     assert cell.within, f"{hang.phase}, {hang.fault}: {cell.describe()}"
@@ -92,7 +93,7 @@ def step_unbounded_but_deadline(context):
     deadline = hangs.BOUNDS["the data layer's deadline"]
     cell = Cell.measure(
         deadline, settings, outcome.elapsed, hangs.outcome_of(outcome.error), unbounded=True,
-        scenario=str(context.scenario.location),
+        scenario=str(context.scenario.location), scale=context.settings.timeout_scale,
     )  # fmt: skip
     context.hang_matrix.record(hang.phase, hang.fault, cell)
     assert_that(cell.outcome, equal_to("deadline_exceeded"), outcome.describe())

@@ -167,6 +167,7 @@ class HangCell:
     within: bool  # measured within the tolerance of expected
     unbounded: bool = False  # no client setting ended it; the data layer's deadline did
     scenario: str = ""  # where the scenario that measured it is
+    late_s: float = 0.0  # how much later than 20 % past the bound it may end (s)
 
 
 @dataclass

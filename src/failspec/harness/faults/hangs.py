@@ -92,6 +92,14 @@ SYN_RETRANSMISSIONS = (1.0, 3.0, 7.0, 15.0, 31.0, 63.0)
 AT_ONCE = 0.5
 #: How far a measured time may lie from its bound: 20 % either way.
 TOLERANCE = 0.2
+#: How much later still a wait may end, times ``timeout_scale`` (s): on a machine whose
+#: every core is busy (a parallel run, ./run-spec --jobs, beside other work), the thread a
+#: timeout wakes runs late, by a delay of its own, not a share of the bound: the pool
+#: timeout's 0.5 s wait ended after 0.66 s in one run of six at load average 3.9 on 2
+#: cores, where 20 % allows 0.60 s. A bound that does not end the wait is still found:
+#: the next thing that would end it comes seconds later (the data layer's deadline, the
+#: fault's healing), and every bound's lower side is unchanged.
+LATENESS = 0.25
 #: How long the server works on the statement a silence falls into (s): longer than any
 #: bound, and ended by the statement timeout where the server is not frozen.
 SLOW_STATEMENT = 5.0
@@ -246,6 +254,8 @@ class Cell:
     unbounded: bool = False
     #: Where the scenario that measured it is ("features/x.feature:LINE").
     scenario: str = ""
+    #: How much later than 20 % past the bound it may end (s): LATENESS times timeout_scale.
+    late_s: float = 0.0
 
     @classmethod
     def measure(
@@ -257,24 +267,29 @@ class Cell:
         *,
         unbounded: bool = False,
         scenario: str = "",
+        scale: float = 1.0,
     ) -> Cell:
         """The cell for a wait that took ``elapsed`` seconds and ended as ``outcome``,
         ``bound`` being what the specification says ends it. ``unbounded``: the
         specification says no client setting bounds it (then ``bound`` is the data
-        layer's deadline; :func:`longest_client_bound` says how long it must last)."""
+        layer's deadline; :func:`longest_client_bound` says how long it must last).
+        ``scale``: the run's ``timeout_scale``, which multiplies :data:`LATENESS`."""
         expected = bound.seconds(settings)
+        late = LATENESS * scale
         if expected == 0:
             within = elapsed <= AT_ONCE
         else:
-            within = (1 - TOLERANCE) * expected <= elapsed <= (1 + TOLERANCE) * expected
+            low, high = (1 - TOLERANCE) * expected, (1 + TOLERANCE) * expected + late
+            within = low <= elapsed <= high
         return cls(bound.words, bound.setting, round(expected, 3), round(elapsed, 3), outcome,
-                   within, unbounded, scenario)  # fmt: skip
+                   within, unbounded, scenario, round(late, 3))  # fmt: skip
 
     def describe(self) -> str:
         if self.expected_s == 0:
             ended = f"ended after {self.measured_s:.2f} s ({self.outcome})"
             return f"{ended}: at once is under {AT_ONCE} s"
-        low, high = (1 - TOLERANCE) * self.expected_s, (1 + TOLERANCE) * self.expected_s
+        low = (1 - TOLERANCE) * self.expected_s
+        high = (1 + TOLERANCE) * self.expected_s + self.late_s
         unbounded = "unbounded by any client setting; " if self.unbounded else ""
         return (
             f"{unbounded}ended after {self.measured_s:.2f} s ({self.outcome}); {self.bound} "
