@@ -235,3 +235,14 @@ def test_shards_that_keep_only_their_own_scenarios_merge_into_the_serial_record(
     assert [s["location"] for s in record.scenarios(merged)] == [
         s["location"] for s in record.scenarios(whole)
     ]
+
+
+def test_a_rule_with_a_scenario_skipped_for_a_missing_capability_is_not_checked_when_merged():
+    # Rule "two": 11 passes on w2, 15 is skipped on w1 for lack of the data layer's deadline.
+    # A serial run records that Rule as not checked, never as holding (record.rule_verdict).
+    statuses = {**STATUSES, 15: "skipped", 7: "passed"}
+    w1, w2 = part(1, [3, 15], statuses), part(2, [7, 11], statuses)
+    w1["features"][0]["rules"][1]["scenarios"][1]["missing_capability"] = "deadline"
+    merged = partitions.merge([("w1", w1), ("w2", w2)], wall_s=3.0)
+    assert [r["verdict"] for r in merged["features"][0]["rules"]] == ["holds", "unchecked"]
+    assert merged["outcomes"]["guarantees"] == {"holds": 1, "fails": 0, "unchecked": 1}

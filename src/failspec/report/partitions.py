@@ -99,7 +99,7 @@ def merge(
     merged["features"] = _features(parts, owner, list(orders.pop()))
     for feature in merged["features"]:
         for rule in feature["rules"]:
-            rule["verdict"] = record.verdict(s["status"] for s in rule["scenarios"])
+            rule["verdict"] = record.rule_verdict(rule["scenarios"])
     merged["outcomes"] = record.outcomes(merged)
     merged["stopped"] = _stopped([data for _, data in parts])
     merged["server"] = next((data["server"] for _, data in parts if data.get("server")), None)
@@ -201,7 +201,7 @@ def keep_only(data: dict[str, Any], keep: Callable[[str], bool]) -> dict[str, An
         for rule in feature["rules"]:
             scenarios = [s for s in rule["scenarios"] if keep(s["location"])]
             if scenarios:
-                verdict = record.verdict(s["status"] for s in scenarios)
+                verdict = record.rule_verdict(scenarios)
                 rules.append({**rule, "scenarios": scenarios, "verdict": verdict})
         if rules:
             features.append({**feature, "rules": rules})

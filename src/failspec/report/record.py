@@ -396,10 +396,15 @@ def _rules(feature: Feature, config: Any, stopped: dict[str, Any] | None) -> lis
         )
         entry["scenarios"].append(_scenario(scenario, stopped))
     for entry in rules.values():
-        entry["verdict"] = verdict(
-            NOT_CHECKED if s["missing_capability"] else s["status"] for s in entry["scenarios"]
-        )
+        entry["verdict"] = rule_verdict(entry["scenarios"])
     return list(rules.values())
+
+
+def rule_verdict(scenarios: Iterable[dict[str, Any]]) -> str:
+    """A Rule's verdict from its scenarios' records (as :func:`verdict`), a scenario skipped
+    for lack of a capability of the data layer (``missing_capability``) counting as
+    ``NOT_CHECKED``: what a serial run records, and a merge of parts must record again."""
+    return verdict(NOT_CHECKED if s.get("missing_capability") else s["status"] for s in scenarios)
 
 
 def _walk(parent: Any, rule: Rule | None = None) -> Iterator[tuple[Rule | None, Scenario]]:
