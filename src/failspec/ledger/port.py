@@ -55,7 +55,11 @@ layer runs:
   (lost, found broken, closed at the deadline) says so: ``connection_invalidated`` is True
   on it (SQLAlchemy's ``DBAPIError`` attribute; a layer on the driver alone sets it on the
   driver's error). The specification reads it ("it fails because the connection was
-  lost"), and the default retry judgement (``is_transient``) retries such a failure.
+  lost"), and the default retry judgement (``is_transient``) retries such a failure —
+  but never an outcome in doubt: ``NotReplicated`` (``transaction_resolution_unknown``)
+  is not retried even when it carries the flag (set it there too when the connection was
+  thrown away, e.g. an administrator ended the session while COMMIT waited for the
+  standby).
 * An operation that failed after retries raises the last failure, with the number of
   attempts in its attribute ``failspec_attempts``, and, when every failure was transient,
   the note ``gave up after N attempts (all transient failures)``
@@ -142,7 +146,8 @@ class DataLayer(Protocol):
         is closed when the ``with resources.connection()`` block ends) carries
         ``connection_invalidated = True`` — SQLAlchemy sets it on its ``DBAPIError``; a
         layer on the driver alone sets it on the driver's error before the block ends.
-        The retry judgement (``retry.transient``) retries such a failure; the harness
+        The retry judgement (``retry.transient``) retries such a failure (never an
+        outcome in doubt, ``NotReplicated``, flagged or not); the harness
         checks the flag there and fails the scenario with a :class:`PortViolation` naming
         this rule when it is missing. The same holds for every operation below."""
         ...
