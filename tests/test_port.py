@@ -257,3 +257,22 @@ def test_the_banner_names_the_data_layer_and_what_it_lacks():
     assert hooks.data_layer_banner(acknowledged, offered).endswith(
         "(lacks deadline, unit_of_work: acknowledged with missing_capabilities)"
     )
+
+
+def test_the_lock_order_every_layer_keeps_is_stated_where_a_layer_author_reads():
+    """The deadlocks feature's queueing Rule runs without ``lock_in_order`` and requires
+    name order: the port must say name order is the default, not "the layer's own way",
+    and must not count that Rule among what a layer without the capability leaves
+    unchecked (only the Rules whose scenarios lock the source first need it)."""
+    feature = (ROOT / "features" / "concurrency.deadlocks.feature").read_text()
+    rules = feature.split("  Rule: ")[1:]
+    source_first = "the ledger locks a transfer's source account first"
+    queueing = [r for r in rules if "never deadlocks" in r.splitlines()[0]]
+    assert queueing and all(source_first not in rule for rule in queueing)
+    assert "layer's own way" not in port.__doc__ + (port.Resources.__doc__ or "")
+    resources = (ROOT / "src" / "failspec" / "ledger" / "port.py").read_text()
+    assert "the layer's own way" not in resources
+    transfer = port.DataLayer.transfer.__doc__ or ""
+    assert "name order" in transfer and "FOR NO KEY UPDATE" in transfer
+    assert "queue" not in port.LEAVES_UNCHECKED[port.LOCK_ORDER]
+    assert "source first" in port.LEAVES_UNCHECKED[port.LOCK_ORDER]

@@ -123,9 +123,13 @@ class Resources:
     #: The application's retry policy (see the module's docstring, "Retries").
     retry: RetryPolicy
     #: How a transfer locks its two accounts, where a scenario says so: True, both in one
-    #: global order (by name) before the first leg; False, each as its leg reaches it (two
-    #: transfers in opposite directions can then deadlock). None: the layer's own way.
-    #: A layer that cannot choose lacks :data:`LOCK_ORDER`.
+    #: global order (by name) before the first leg; False, each as its leg reaches it, the
+    #: source first (two transfers in opposite directions can then deadlock). None, where
+    #: no scenario says (most of them): **both in name order before the first leg**, the
+    #: default every layer must keep (``concurrency.deadlocks.feature``: "A ledger that
+    #: locks both accounts of a transfer in one order never deadlocks" runs with None), as
+    #: :meth:`DataLayer.transfer` says. A layer that cannot lock its source first when
+    #: told (False) lacks :data:`LOCK_ORDER`.
     lock_in_order: bool | None = None
 
 
@@ -156,7 +160,17 @@ class DataLayer(Protocol):
         """Debit ``transfer.source``, credit ``transfer.target`` and record it (a ``transfer``
         row: ``account`` the source, ``counterparty`` the target), both legs or neither,
         at most once per reference, retried. A balance may never go negative
-        (``check_violation``, ``accounts_balance_not_negative``)."""
+        (``check_violation``, ``accounts_balance_not_negative``).
+
+        **Lock order.** Unless :attr:`Resources.lock_in_order` is False, lock both
+        accounts' rows in name order before the first leg, so two transfers in opposite
+        directions queue instead of deadlocking: ``SELECT … FROM accounts WHERE name IN
+        (…) ORDER BY name FOR NO KEY UPDATE``. ``FOR NO KEY UPDATE``, not ``FOR UPDATE``:
+        the foreign keys of ``transactions`` check the account with a ``FOR KEY SHARE``
+        lock, which ``FOR UPDATE`` blocks and ``FOR NO KEY UPDATE`` does not (PostgreSQL
+        documentation, 13.3.2 "Row-Level Locks"), and an ``UPDATE`` of the balance takes
+        ``FOR NO KEY UPDATE`` itself; with ``FOR UPDATE`` a payment recording a row for a
+        held account would wait for the transfer."""
         ...
 
     def record_all(self, payments: Iterable[Payment]) -> list[int]:
@@ -270,7 +284,10 @@ LEAVES_UNCHECKED: dict[str, str] = {
         "what a failure just before COMMIT, or a lost COMMIT reply, does to an operation"
     ),
     DEADLINE: "that a request waiting where no client setting ends the wait is ended",
-    LOCK_ORDER: "how two opposite transfers deadlock, or queue when locked in order",
+    LOCK_ORDER: (
+        "how two opposite transfers that each lock their source first deadlock, which one "
+        "PostgreSQL ends, and that the layer retries it and applies each transfer once"
+    ),
     UNIT_OF_WORK: "that an ORM unit of work keeps all of its work or none",
 }
 

@@ -324,8 +324,8 @@ class Application:
     ) -> port.DataLayer:
         """The data layer as this application configures it, on ``engine``: its own pool,
         or that of another instance of the application (a concurrent session T1, T2 …).
-        ``lock_in_order``: only where a scenario says how transfers lock (None: the
-        layer's own way); ``between_legs``, ``before_commit``: the points where a scenario
+        ``lock_in_order``: only where a scenario says how transfers lock (None: both
+        accounts in name order, the port's default); ``between_legs``, ``before_commit``: the points where a scenario
         holds the operation or inflicts a fault (for a layer committing through ``engine``,
         its ``commit`` event is the point before COMMIT, hooked where the engine is made)."""
         resources = port.Resources(
