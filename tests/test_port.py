@@ -276,3 +276,51 @@ def test_the_lock_order_every_layer_keeps_is_stated_where_a_layer_author_reads()
     assert "name order" in transfer and "FOR NO KEY UPDATE" in transfer
     assert "queue" not in port.LEAVES_UNCHECKED[port.LOCK_ORDER]
     assert "source first" in port.LEAVES_UNCHECKED[port.LOCK_ORDER]
+
+
+def test_the_application_counts_each_call_into_the_data_layer_and_knows_which_runs():
+    from failspec.harness.scenario.application import Application
+
+    app = Application(workspace=None)  # type: ignore[arg-type]
+    seen: list[str | None] = []
+
+    class Raising:
+        def pay(self, payment):
+            seen.append(app.running_operation)
+            raise RuntimeError("every operation raises")
+
+        def transfer(self, transfer):
+            return "done"
+
+    layer = Raising()
+    app._count_calls(layer)
+    with pytest.raises(RuntimeError):
+        layer.pay(None)
+    assert layer.transfer(None) == "done"
+    assert app.layer_calls == ["pay", "transfer"] and seen == ["pay"]
+    assert app.running_operation is None
+    assert port.connection_invalidated_rule("transfer").endswith("broken in DataLayer.transfer")
+    assert port.connection_invalidated_rule("pay") == port.CONNECTION_INVALIDATED
+
+
+def _record_of(tmp_path: Path, location: str) -> dict:
+    """The run record of behave on ``location`` with the reference ledger."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-m", "behave", "-D", "backend=embedded", "--junit",
+         "--junit-directory", str(tmp_path / "junit"), "-f", "plain", location],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return json.loads((tmp_path / "run.json").read_text())
+
+
+@pytest.mark.server
+def test_the_record_says_which_scenarios_went_through_the_data_layer(tmp_path):
+    record = _record_of(tmp_path, "features/operations.idempotency.feature")
+    scenarios = [s for f in record["features"] for r in f["rules"] for s in r["scenarios"]]
+    assert scenarios and all(s["uses_data_layer"] for s in scenarios)
+    assert record["outcomes"]["guarantees_without_data_layer"]["holds"] == 0
+    record = _record_of(tmp_path, "features/queries.invalid.feature")
+    scenarios = [s for f in record["features"] for r in f["rules"] for s in r["scenarios"]]
+    assert scenarios and not any(s["uses_data_layer"] for s in scenarios)
+    assert record["outcomes"]["guarantees_through_data_layer"]["holds"] == 0

@@ -311,6 +311,14 @@ CONNECTION_INVALIDATED = (
 )
 
 
+def connection_invalidated_rule(operation: str | None) -> str:
+    """:data:`CONNECTION_INVALIDATED`, naming the operation that broke it when it is not
+    ``pay`` (where the port states the rule for every operation)."""
+    if operation is None or operation == "pay":
+        return CONNECTION_INVALIDATED
+    return f"{CONNECTION_INVALIDATED}, broken in DataLayer.{operation}"
+
+
 class PortViolation(AssertionError):
     """A data layer broke a rule of the port at the point the harness checks it; the
     message begins ``data layer port:`` and names the rule and where the port states it."""
@@ -354,6 +362,9 @@ def _retry_policy() -> RetryPolicy:
 
     return RetryPolicy()
 
+
+#: The operations of a data layer the harness calls (the optional ``unit_of_work`` too).
+OPERATIONS = ("pay", "transfer", "record_all", "import_payments", "unit_of_work")
 
 #: A factory: builds a data layer from :class:`Resources`.
 Factory = Callable[[Resources], DataLayer]

@@ -4,7 +4,9 @@ finished, N not run' when the run stopped early: the scenario the stop ended, an
 never reached). A run that could not start is one failed. Scenarios skipped because the
 data layer lacks an optional capability of the port follow, named as NOT CHECKED:
 '; NOT CHECKED for lack of a capability of the data layer: 14 scenarios (5 Rules) without
-deadline, 5 (1 Rule) without unit_of_work'.
+deadline, 5 (1 Rule) without unit_of_work'. A second line splits the guarantees (Rules):
+'guarantees through the data layer mylayer:factory: 40 of 52 hold, 12 fail; of PostgreSQL
+and the driver (the data layer not called): 51 of 51 hold'.
 
 Exits 1 when the record holds no scenario at all (a run that tested nothing is not green),
 when scenarios were not checked for lack of a capability that ``-D missing_capabilities``
@@ -42,6 +44,32 @@ def closing_line(run: dict[str, Any]) -> str:
     return line
 
 
+def guarantees_line(run: dict[str, Any]) -> str:
+    """How many guarantees (Rules) hold, split into those that went through the data
+    layer and those of PostgreSQL and the driver alone, which hold whatever layer runs
+    ('' for a record without the split, or without Rules)."""
+    outcomes = run["outcomes"]
+    through = outcomes.get("guarantees_through_data_layer")
+    without = outcomes.get("guarantees_without_data_layer")
+    if through is None or without is None or not (sum(through.values()) + sum(without.values())):
+        return ""
+    layer = ((run.get("data_layer") or {}).get("factory")) or "the data layer"
+    return (
+        f"guarantees through the data layer {layer}: {_verdicts(through)}; "
+        f"of PostgreSQL and the driver (the data layer not called): {_verdicts(without)}"
+    )
+
+
+def _verdicts(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    text = f"{counts['holds']} of {total} hold"
+    if counts["fails"]:
+        text += f", {counts['fails']} fail"
+    if counts["unchecked"]:
+        text += f", {counts['unchecked']} not checked"
+    return text
+
+
 def unacknowledged_line(run: dict[str, Any]) -> str:
     """Why a run whose scenarios all passed is not green: the capabilities the data layer
     lacks, not acknowledged, and what that leaves unchecked ('' when there are none)."""
@@ -76,6 +104,9 @@ def main(argv: list[str]) -> int:
         print(f"behave: no closing line: {error}")
         return 1
     print(closing_line(run))
+    guarantees = guarantees_line(run)
+    if guarantees:
+        print(f"behave: {guarantees}")
     unacknowledged = unacknowledged_line(run)
     if unacknowledged:
         print(f"behave: {unacknowledged}")
