@@ -87,6 +87,16 @@ def test_a_scenario_needing_a_capability_the_layer_lacks_is_skipped_with_the_rea
     assert record["server"]["data_layer"] == BARE
     assert record["data_layer"]["factory"] == BARE
     assert record["data_layer"]["offers"] == []
+    assert record["outcomes"]["green"] is False and record["outcomes"]["exit_code"] == code
+    # JUnit: the <skipped> carries the reason (behave writes it bare).
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(tmp_path / "junit" / "TESTS-transfers.atomic.xml").getroot()
+    messages = [s.get("message") for s in suite.iter("skipped")]
+    assert (
+        "NOT CHECKED: lacks between_legs: the data layer "
+        f"{BARE} offers no point between a transfer's legs (between_legs)"
+    ) in messages
 
 
 @pytest.mark.server
