@@ -159,7 +159,7 @@ def test_a_run_that_could_not_start_gets_a_report_that_says_why(tmp_path):
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "The run could not start: unknown backend &#39;oracle&#39;" in page
-    assert closing_line(read_record(tmp_path)) == "behave: 0 passed, 1 failed, 0 skipped"
+    assert closing_line(read_record(tmp_path)) == "behave: not run (setup error)"
 
 
 def test_without_a_run_record_the_report_command_fails_in_one_line(tmp_path):

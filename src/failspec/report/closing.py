@@ -1,7 +1,8 @@
 """``python -m failspec.report.closing <reports-dir>``: the run's closing line, from
 <reports-dir>/run.json alone: 'behave: N passed, N failed, N skipped' (and ', N not
 finished, N not run' when the run stopped early: the scenario the stop ended, and those it
-never reached). A run that could not start is one failed. Scenarios skipped because the
+never reached). A run that could not start closes 'behave: not run (setup error)' (the
+reason is the 'failspec: cannot run: …' line above it). Scenarios skipped because the
 data layer lacks an optional capability of the port follow, named as NOT CHECKED:
 '; NOT CHECKED for lack of a capability of the data layer: 14 scenarios (5 Rules) without
 deadline, 5 (1 Rule) without unit_of_work'. A second line splits the guarantees (Rules):
@@ -25,9 +26,11 @@ from failspec.report import record
 
 def closing_line(run: dict[str, Any]) -> str:
     """The closing line of a run record (see failspec.report.record)."""
+    if run.get("setup_error") is not None:
+        return "behave: not run (setup error)"
     counts = run["outcomes"]["scenarios"]
     passed, skipped = counts[record.PASSED], counts[record.SKIPPED]
-    failed = counts[record.FAILED] + (1 if run.get("setup_error") is not None else 0)
+    failed = counts[record.FAILED]
     not_finished, not_run = counts[record.NOT_FINISHED], counts[record.NOT_RUN]
     line = f"behave: {passed} passed, {failed} failed, {skipped} skipped"
     if not_finished or not_run:
