@@ -174,13 +174,16 @@ class DataLayer(Protocol):
         ...
 
     def record_all(self, payments: Iterable[Payment]) -> list[int]:
-        """Record a batch of payments in one transaction: all or none (the first failure
-        is raised as it came, nothing of the batch kept). Returns their ``transactions.id``
-        in order. Not retried, no reference check."""
+        """Record a batch of payments and credit each to its account (as :meth:`pay`
+        does: a row of ``transactions`` and the balance changed), in one transaction: all
+        or none (the first failure is raised as it came, nothing of the batch kept, no
+        balance changed). Returns their ``transactions.id`` in order. Not retried, no
+        reference check."""
         ...
 
     def import_payments(self, payments: Iterable[Payment], *, per_row: bool) -> ImportReport:
-        """Import payments in one transaction. ``per_row=False``: all or nothing; the first
+        """Import payments in one transaction, each recorded and credited to its account
+        (as :meth:`pay` does: its row and its balance). ``per_row=False``: all or nothing; the first
         failing row's error is raised with the note ``row N (reference) of the import``
         (``failspec.conditions.note``), N counted from 1. ``per_row=True``: each row under a
         savepoint of its own; the valid rows are committed, and each refused one is listed
