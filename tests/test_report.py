@@ -658,3 +658,11 @@ def test_the_record_says_whether_the_run_is_green_and_its_exit_code():
     assert run("passed", stopped=stopped)["exit_code"] == 130
     assert record.setup_error("no docker")["outcomes"]["exit_code"] == 2
     assert record.setup_error("no docker")["outcomes"]["green"] is False
+
+
+def test_a_record_without_a_data_layer_has_no_split_line():
+    from failspec.report.closing import guarantees_line
+
+    run = {"setup_error": None, "stopped": None, "data_layer": None,
+           "features": [{"rules": [_rule("r", _one("passed", False))]}]}  # fmt: skip
+    assert guarantees_line({**run, "outcomes": record.outcomes(run)}) == ""

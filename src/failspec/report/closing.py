@@ -54,9 +54,11 @@ def guarantees_line(run: dict[str, Any]) -> str:
     outcomes = run["outcomes"]
     through = outcomes.get("guarantees_through_data_layer")
     without = outcomes.get("guarantees_without_data_layer")
-    if through is None or without is None or not (sum(through.values()) + sum(without.values())):
+    layer = (run.get("data_layer") or {}).get("factory")
+    if through is None or without is None or layer is None:
+        return ""  # a record from before the split, or of a run that loaded no data layer
+    if not (sum(through.values()) + sum(without.values())):
         return ""
-    layer = ((run.get("data_layer") or {}).get("factory")) or "the data layer"
     return (
         f"guarantees through the data layer {layer}: {_verdicts(through)}; "
         f"of PostgreSQL and the driver (the data layer not called): {_verdicts(without)}"
