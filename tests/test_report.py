@@ -666,3 +666,6 @@ def test_a_record_without_a_data_layer_has_no_split_line():
     run = {"setup_error": None, "stopped": None, "data_layer": None,
            "features": [{"rules": [_rule("r", _one("passed", False))]}]}  # fmt: skip
     assert guarantees_line({**run, "outcomes": record.outcomes(run)}) == ""
+    layer = {"factory": "mylayer:factory", "lacks": {}, "acknowledged_missing": []}
+    stopped = {**run, "data_layer": layer, "stopped": {"exit_code": 130}}
+    assert guarantees_line({**stopped, "outcomes": record.outcomes(stopped)}) == ""

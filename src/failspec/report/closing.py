@@ -55,8 +55,10 @@ def guarantees_line(run: dict[str, Any]) -> str:
     through = outcomes.get("guarantees_through_data_layer")
     without = outcomes.get("guarantees_without_data_layer")
     layer = (run.get("data_layer") or {}).get("factory")
-    if through is None or without is None or layer is None:
-        return ""  # a record from before the split, or of a run that loaded no data layer
+    if through is None or without is None or layer is None or run.get("stopped") is not None:
+        # A record from before the split, of a run that loaded no data layer, or of one
+        # that stopped early (no verdict on the guarantees: its first line says so).
+        return ""
     if not (sum(through.values()) + sum(without.values())):
         return ""
     return (
