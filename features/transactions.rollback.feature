@@ -36,6 +36,19 @@ Feature: A transaction records all of its payments or none of them
       And the error message mentions "transactions_client_ref_key"
       And none of the batch's payments is in the ledger
 
+  Rule: A transaction that ends well records all of its payments
+
+    @changes-ledger
+    Scenario: A batch whose payments are all valid records every one of them and credits each account
+      When the application records this batch in one transaction:
+        | account | amount | reference |
+        | dave    | 40.00  | ref-101   |
+        | erin    | 15.00  | ref-102   |
+        | dave    | 60.00  | ref-103   |
+      Then it succeeds
+      And every payment of the batch is in the ledger once, in its order
+      And the books balance: dave 100.00, erin 15.00
+
   Rule: A rollback undoes everything the transaction did
 
     Scenario: A payment that was rolled back is not in the ledger

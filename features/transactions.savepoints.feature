@@ -62,6 +62,18 @@ Feature: A savepoint lets part of a transaction fail without losing the rest
       And the committed ledger is unchanged
 
     @changes-ledger
+    Scenario: An all-or-nothing import whose rows are all valid imports every row and credits each account
+      When the application imports these payments all or nothing:
+        | account | amount | reference |
+        | dave    | 40.00  | ref-301   |
+        | erin    | 15.00  | ref-302   |
+        | dave    | 5.00   | ref-303   |
+      Then it succeeds
+      And the import took ref-301, ref-302, ref-303
+      And every payment of the import is in the ledger once, in its order
+      And the books balance: dave 45.00, erin 15.00
+
+    @changes-ledger
     Scenario: A row-by-row import commits the valid rows and lists each refused row with its reason
       When the application imports these payments row by row:
         | account | amount | reference |

@@ -50,6 +50,7 @@ def test_an_image_that_is_not_here_and_cannot_be_pulled_is_one_clear_line(client
     message = str(caught.value)
     assert "failspec/no-such-image:0" in message
     assert "tools/offline-postgres-image/build.py" in message
+    assert "the simplest fix is -D backend=embedded" in message
     assert "\n" not in message
     assert time.monotonic() - started < 10
     assert ours(client) == []

@@ -90,4 +90,4 @@ def test_a_run_that_cannot_start_is_one_error_testcase_in_junit(tmp_path):
     [error] = case.result
     assert isinstance(error, Error) and not isinstance(error, (Failure, Skipped))
     assert error.message.startswith("unknown backend 'oracle': use one of auto, docker")
-    assert closing_line(tmp_path) == "behave: 0 passed, 1 failed, 0 skipped"
+    assert closing_line(tmp_path) == "behave: not run (setup error)"

@@ -87,6 +87,16 @@ def test_a_scenario_needing_a_capability_the_layer_lacks_is_skipped_with_the_rea
     assert record["server"]["data_layer"] == BARE
     assert record["data_layer"]["factory"] == BARE
     assert record["data_layer"]["offers"] == []
+    assert record["outcomes"]["green"] is False and record["outcomes"]["exit_code"] == code
+    # JUnit: the <skipped> carries the reason (behave writes it bare).
+    import xml.etree.ElementTree as ET
+
+    suite = ET.parse(tmp_path / "junit" / "TESTS-transfers.atomic.xml").getroot()
+    messages = [s.get("message") for s in suite.iter("skipped")]
+    assert (
+        "NOT CHECKED: lacks between_legs: the data layer "
+        f"{BARE} offers no point between a transfer's legs (between_legs)"
+    ) in messages
 
 
 @pytest.mark.server
@@ -257,3 +267,70 @@ def test_the_banner_names_the_data_layer_and_what_it_lacks():
     assert hooks.data_layer_banner(acknowledged, offered).endswith(
         "(lacks deadline, unit_of_work: acknowledged with missing_capabilities)"
     )
+
+
+def test_the_lock_order_every_layer_keeps_is_stated_where_a_layer_author_reads():
+    """The deadlocks feature's queueing Rule runs without ``lock_in_order`` and requires
+    name order: the port must say name order is the default, not "the layer's own way",
+    and must not count that Rule among what a layer without the capability leaves
+    unchecked (only the Rules whose scenarios lock the source first need it)."""
+    feature = (ROOT / "features" / "concurrency.deadlocks.feature").read_text()
+    rules = feature.split("  Rule: ")[1:]
+    source_first = "the ledger locks a transfer's source account first"
+    queueing = [r for r in rules if "never deadlocks" in r.splitlines()[0]]
+    assert queueing and all(source_first not in rule for rule in queueing)
+    assert "layer's own way" not in port.__doc__ + (port.Resources.__doc__ or "")
+    resources = (ROOT / "src" / "failspec" / "ledger" / "port.py").read_text()
+    assert "the layer's own way" not in resources
+    transfer = port.DataLayer.transfer.__doc__ or ""
+    assert "name order" in transfer and "FOR NO KEY UPDATE" in transfer
+    assert "queue" not in port.LEAVES_UNCHECKED[port.LOCK_ORDER]
+    assert "source first" in port.LEAVES_UNCHECKED[port.LOCK_ORDER]
+
+
+def test_the_application_counts_each_call_into_the_data_layer_and_knows_which_runs():
+    from failspec.harness.scenario.application import Application
+
+    app = Application(workspace=None)  # type: ignore[arg-type]
+    seen: list[str | None] = []
+
+    class Raising:
+        def pay(self, payment):
+            seen.append(app.running_operation)
+            raise RuntimeError("every operation raises")
+
+        def transfer(self, transfer):
+            return "done"
+
+    layer = Raising()
+    app._count_calls(layer)
+    with pytest.raises(RuntimeError):
+        layer.pay(None)
+    assert layer.transfer(None) == "done"
+    assert app.layer_calls == ["pay", "transfer"] and seen == ["pay"]
+    assert app.running_operation is None
+    assert port.connection_invalidated_rule("transfer").endswith("broken in DataLayer.transfer")
+    assert port.connection_invalidated_rule("pay") == port.CONNECTION_INVALIDATED
+
+
+def _record_of(tmp_path: Path, location: str) -> dict:
+    """The run record of behave on ``location`` with the reference ledger."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-m", "behave", "-D", "backend=embedded", "--junit",
+         "--junit-directory", str(tmp_path / "junit"), "-f", "plain", location],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return json.loads((tmp_path / "run.json").read_text())
+
+
+@pytest.mark.server
+def test_the_record_says_which_scenarios_went_through_the_data_layer(tmp_path):
+    record = _record_of(tmp_path, "features/operations.idempotency.feature")
+    scenarios = [s for f in record["features"] for r in f["rules"] for s in r["scenarios"]]
+    assert scenarios and all(s["uses_data_layer"] for s in scenarios)
+    assert record["outcomes"]["guarantees_without_data_layer"]["holds"] == 0
+    record = _record_of(tmp_path, "features/queries.invalid.feature")
+    scenarios = [s for f in record["features"] for r in f["rules"] for s in r["scenarios"]]
+    assert scenarios and not any(s["uses_data_layer"] for s in scenarios)
+    assert record["outcomes"]["guarantees_through_data_layer"]["holds"] == 0

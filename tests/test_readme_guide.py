@@ -50,3 +50,26 @@ def test_the_guide_names_every_capability_by_the_name_missing_capabilities_takes
         assert f"`{name}`" in guide, name
     assert "connection_invalidated" in guide
     assert port.CONNECTION_INVALIDATED.split(" — ")[0] in guide
+
+
+def test_the_guide_says_how_to_raise_the_ledgers_errors_and_their_conditions() -> None:
+    from failspec.ledger import NotReplicated, ReferenceConflict, UnknownAccount
+
+    guide = _guide()
+    for error in (ReferenceConflict, UnknownAccount, NotReplicated):
+        assert f"raise {error.__name__}(" in guide, error
+        assert f"`{error.condition}`" in guide, error
+        assert error("one message").args == ("one message",)  # built from one message
+
+
+def test_the_guide_says_what_shape_offers_each_capability() -> None:
+    guide = _guide()
+    for attribute in ("between_legs", "before_commit", "deadline", "lock_in_order"):
+        assert f"`{attribute}`" in guide
+    assert "set to `None` in `__init__`, which the harness fills in" in guide
+    assert "`unit_of_work()`, a method returning a context manager" in guide
+
+
+@pytest.mark.parametrize("operation", ["record_all", "import_payments"])
+def test_a_batch_operation_says_it_credits_the_balances(operation: str) -> None:
+    assert "credit" in (getattr(port.DataLayer, operation).__doc__ or "")

@@ -159,7 +159,7 @@ def test_a_run_that_could_not_start_gets_a_report_that_says_why(tmp_path):
     assert done.returncode == 0, done.stderr
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "The run could not start: unknown backend &#39;oracle&#39;" in page
-    assert closing_line(read_record(tmp_path)) == "behave: 0 passed, 1 failed, 0 skipped"
+    assert closing_line(read_record(tmp_path)) == "behave: not run (setup error)"
 
 
 def test_without_a_run_record_the_report_command_fails_in_one_line(tmp_path):
@@ -605,3 +605,67 @@ def test_evidence_the_report_does_not_know_is_shown_under_its_own_name(reports, 
     page = build_report(tmp_path).read_text(encoding="utf-8")
     shown = article(page, location)
     assert "<h4>locks</h4>" in shown and "&lt;row lock&gt; on dave" in shown
+
+
+def _rule(title: str, *scenarios: dict[str, Any]) -> dict[str, Any]:
+    return {"title": title, "verdict": record.verdict(s["status"] for s in scenarios),
+            "scenarios": list(scenarios)}  # fmt: skip
+
+
+def _one(status: str, uses: bool) -> dict[str, Any]:
+    return {"status": status, "uses_data_layer": uses, "missing_capability": None}
+
+
+def test_the_guarantees_are_split_by_whether_they_went_through_the_data_layer():
+    # A layer whose every operation raises: the Rules that never call it still hold, and
+    # the run must not let them pass for the layer's.
+    run = {
+        "setup_error": None, "stopped": None,
+        "data_layer": {"factory": "mylayer:factory", "lacks": {}, "acknowledged_missing": []},
+        "features": [{"rules": [
+            _rule("pays", _one("failed", True)),
+            _rule("isolation", _one("passed", False), _one("passed", False)),
+            _rule("pool", _one("passed", False)),
+        ]}],
+    }  # fmt: skip
+    found = record.outcomes(run)
+    assert found["guarantees"] == {"holds": 2, "fails": 1, "unchecked": 0}
+    assert found["guarantees_through_data_layer"] == {"holds": 0, "fails": 1, "unchecked": 0}
+    assert found["guarantees_without_data_layer"] == {"holds": 2, "fails": 0, "unchecked": 0}
+    assert found["green"] is False and found["exit_code"] == 1
+    from failspec.report.closing import guarantees_line
+
+    assert guarantees_line({**run, "outcomes": found}) == (
+        "guarantees through the data layer mylayer:factory: 0 of 1 hold, 1 fail; "
+        "of PostgreSQL and the driver (the data layer not called): 2 of 2 hold"
+    )
+
+
+def test_the_record_says_whether_the_run_is_green_and_its_exit_code():
+    def run(*statuses: str, **more: Any) -> dict[str, Any]:
+        base = {
+            "setup_error": None,
+            "stopped": None,
+            "data_layer": None,
+            "features": [{"rules": [_rule("r", *(_one(s, True) for s in statuses))]}],
+        }
+        return record.outcomes({**base, **more})  # fmt: skip
+
+    assert (run("passed")["green"], run("passed")["exit_code"]) == (True, 0)
+    assert (run("passed", "failed")["green"], run("passed", "failed")["exit_code"]) == (False, 1)
+    assert run()["exit_code"] == 1  # tested nothing
+    stopped = {"exit_code": 130, "cause": "interrupted by SIGINT"}
+    assert run("passed", stopped=stopped)["exit_code"] == 130
+    assert record.setup_error("no docker")["outcomes"]["exit_code"] == 2
+    assert record.setup_error("no docker")["outcomes"]["green"] is False
+
+
+def test_a_record_without_a_data_layer_has_no_split_line():
+    from failspec.report.closing import guarantees_line
+
+    run = {"setup_error": None, "stopped": None, "data_layer": None,
+           "features": [{"rules": [_rule("r", _one("passed", False))]}]}  # fmt: skip
+    assert guarantees_line({**run, "outcomes": record.outcomes(run)}) == ""
+    layer = {"factory": "mylayer:factory", "lacks": {}, "acknowledged_missing": []}
+    stopped = {**run, "data_layer": layer, "stopped": {"exit_code": 130}}
+    assert guarantees_line({**stopped, "outcomes": record.outcomes(stopped)}) == ""

@@ -8,6 +8,7 @@ import psycopg2
 import pytest
 import sqlalchemy.exc
 
+from failspec.ledger import NotReplicated
 from failspec.ledger.retry import RetryPolicy, is_transient
 from tests.test_outcomes import wrapped
 
@@ -97,3 +98,37 @@ def test_a_psycopg2_error_without_sqlalchemy_is_judged_too():
         pgcode = "40001"
 
     assert is_transient(Serialization())
+
+
+def not_replicated_thrown_away() -> NotReplicated:
+    """What a layer on the driver alone raises when an administrator ends the session while
+    COMMIT waits for the synchronous standby: in doubt, and its connection thrown away."""
+    error = NotReplicated("committed locally, but might not have been replicated")
+    error.connection_invalidated = True  # type: ignore[attr-defined]
+    return error
+
+
+def test_an_outcome_in_doubt_is_never_transient_even_with_its_connection_thrown_away():
+    assert not is_transient(NotReplicated("committed locally, but might not have been replicated"))
+    assert not is_transient(not_replicated_thrown_away())
+
+
+def test_an_outcome_in_doubt_is_tried_once_and_reaches_the_caller():
+    retry, waits = policy(attempts=3)
+    error = not_replicated_thrown_away()
+    operation, calls = failing([error, wrapped("x", "40001")])
+    with pytest.raises(NotReplicated) as caught:
+        retry.run(operation)
+    assert caught.value is error and calls == [1] and waits == []
+    assert caught.value.failspec_attempts == 1
+
+
+def test_each_failure_is_judged_once_also_the_last():
+    retry, _ = policy(attempts=3)
+    judged: list[BaseException] = []
+    retry.transient = lambda error: judged.append(error) or is_transient(error)
+    errors = [wrapped(f"try {n}", "40001") for n in range(3)]
+    operation, _ = failing(list(errors))
+    with pytest.raises(sqlalchemy.exc.DBAPIError):
+        retry.run(operation)
+    assert judged == errors

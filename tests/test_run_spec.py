@@ -73,6 +73,11 @@ def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, 
     assert (reports / "run.json").exists(), output
     assert 'class="badge not_finished">not finished<' in (reports / "report.html").read_text()
     assert "behave: 0 passed, 0 failed, 0 skipped, 1 not finished, 0 not run\n" in output
+    # behave's own summary would disagree with the closing line: it is not printed.
+    assert "Took " not in output and "scenarios passed" not in output, output
+    # The record's verdict is the exit code the run gave.
+    outcomes = json.loads((reports / "run.json").read_text())["outcomes"]
+    assert (outcomes["green"], outcomes["exit_code"]) == (False, run.returncode)
 
 
 def server_dirs_of(pids: set[int]) -> list[Path]:

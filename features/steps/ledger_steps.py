@@ -79,6 +79,15 @@ def step_batch_absent(context):
     assert_that(committed.intersection(key(p) for p in context.batch), equal_to(set()))
 
 
+@then("every payment of the {what:Batch} is in the ledger once, in its order")
+def step_batch_present(context, what):
+    """The payments the batch or import was given, committed, each once, in their order."""
+    refs = {p.reference for p in context.batch}
+    committed = [(p.account, p.amount, p.reference) for p in context.audit.payments()]
+    batch = [(p.account, p.amount, p.reference) for p in context.batch]
+    assert_that([c for c in committed if c[2] in refs], equal_to(batch))
+
+
 @when("one cent is added to the payment {reference:Reference} and committed")
 def step_add_cent(context, reference):
     context.outcome = _update_committed(

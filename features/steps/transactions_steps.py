@@ -205,7 +205,11 @@ def step_rollback_to_savepoint(context):
 
 
 def _rows(context):
-    return [Payment(r["account"], Decimal(r["amount"]), r["reference"]) for r in context.table]
+    """The table's payments, kept as the scenario's batch."""
+    context.batch = [
+        Payment(r["account"], Decimal(r["amount"]), r["reference"]) for r in context.table
+    ]
+    return context.batch
 
 
 @when("the application imports these payments all or nothing:")

@@ -125,6 +125,8 @@ register_type(
 )
 
 choice("Condition", CONDITIONS, listed=False)
+#: What a batch of payments came in: a batch recorded in one transaction, or an import.
+choice("Batch", ("batch", "import"))
 
 
 @parse.with_pattern(driver_matrix.PATTERN)

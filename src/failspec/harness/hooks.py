@@ -355,6 +355,9 @@ def after_scenario(context: Any, scenario: Any) -> None:
         entry.status = scenario.status.name
         entry.skip_reason = getattr(scenario, "skip_reason", None)
         entry.duration_s = round(scenario.duration, 4)
+        app = getattr(context, "app", None)
+        # Whether the scenario called the data layer at all (run.json uses_data_layer).
+        scenario.failspec_uses_data_layer = bool(app is not None and app.layer_calls)
         context.run_metrics.add(entry)
         if entry.skip_reason:  # on the console too, not only in the report
             print(f"failspec: skipped {entry.location} ({scenario.name}): {entry.skip_reason}")

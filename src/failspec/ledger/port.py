@@ -55,7 +55,11 @@ layer runs:
   (lost, found broken, closed at the deadline) says so: ``connection_invalidated`` is True
   on it (SQLAlchemy's ``DBAPIError`` attribute; a layer on the driver alone sets it on the
   driver's error). The specification reads it ("it fails because the connection was
-  lost"), and the default retry judgement (``is_transient``) retries such a failure.
+  lost"), and the default retry judgement (``is_transient``) retries such a failure —
+  but never an outcome in doubt: ``NotReplicated`` (``transaction_resolution_unknown``)
+  is not retried even when it carries the flag (set it there too when the connection was
+  thrown away, e.g. an administrator ended the session while COMMIT waited for the
+  standby).
 * An operation that failed after retries raises the last failure, with the number of
   attempts in its attribute ``failspec_attempts``, and, when every failure was transient,
   the note ``gave up after N attempts (all transient failures)``
@@ -119,9 +123,13 @@ class Resources:
     #: The application's retry policy (see the module's docstring, "Retries").
     retry: RetryPolicy
     #: How a transfer locks its two accounts, where a scenario says so: True, both in one
-    #: global order (by name) before the first leg; False, each as its leg reaches it (two
-    #: transfers in opposite directions can then deadlock). None: the layer's own way.
-    #: A layer that cannot choose lacks :data:`LOCK_ORDER`.
+    #: global order (by name) before the first leg; False, each as its leg reaches it, the
+    #: source first (two transfers in opposite directions can then deadlock). None, where
+    #: no scenario says (most of them): **both in name order before the first leg**, the
+    #: default every layer must keep (``concurrency.deadlocks.feature``: "A ledger that
+    #: locks both accounts of a transfer in one order never deadlocks" runs with None), as
+    #: :meth:`DataLayer.transfer` says. A layer that cannot lock its source first when
+    #: told (False) lacks :data:`LOCK_ORDER`.
     lock_in_order: bool | None = None
 
 
@@ -142,7 +150,8 @@ class DataLayer(Protocol):
         is closed when the ``with resources.connection()`` block ends) carries
         ``connection_invalidated = True`` — SQLAlchemy sets it on its ``DBAPIError``; a
         layer on the driver alone sets it on the driver's error before the block ends.
-        The retry judgement (``retry.transient``) retries such a failure; the harness
+        The retry judgement (``retry.transient``) retries such a failure (never an
+        outcome in doubt, ``NotReplicated``, flagged or not); the harness
         checks the flag there and fails the scenario with a :class:`PortViolation` naming
         this rule when it is missing. The same holds for every operation below."""
         ...
@@ -151,17 +160,30 @@ class DataLayer(Protocol):
         """Debit ``transfer.source``, credit ``transfer.target`` and record it (a ``transfer``
         row: ``account`` the source, ``counterparty`` the target), both legs or neither,
         at most once per reference, retried. A balance may never go negative
-        (``check_violation``, ``accounts_balance_not_negative``)."""
+        (``check_violation``, ``accounts_balance_not_negative``).
+
+        **Lock order.** Unless :attr:`Resources.lock_in_order` is False, lock both
+        accounts' rows in name order before the first leg, so two transfers in opposite
+        directions queue instead of deadlocking: ``SELECT … FROM accounts WHERE name IN
+        (…) ORDER BY name FOR NO KEY UPDATE``. ``FOR NO KEY UPDATE``, not ``FOR UPDATE``:
+        the foreign keys of ``transactions`` check the account with a ``FOR KEY SHARE``
+        lock, which ``FOR UPDATE`` blocks and ``FOR NO KEY UPDATE`` does not (PostgreSQL
+        documentation, 13.3.2 "Row-Level Locks"), and an ``UPDATE`` of the balance takes
+        ``FOR NO KEY UPDATE`` itself; with ``FOR UPDATE`` a payment recording a row for a
+        held account would wait for the transfer."""
         ...
 
     def record_all(self, payments: Iterable[Payment]) -> list[int]:
-        """Record a batch of payments in one transaction: all or none (the first failure
-        is raised as it came, nothing of the batch kept). Returns their ``transactions.id``
-        in order. Not retried, no reference check."""
+        """Record a batch of payments and credit each to its account (as :meth:`pay`
+        does: a row of ``transactions`` and the balance changed), in one transaction: all
+        or none (the first failure is raised as it came, nothing of the batch kept, no
+        balance changed). Returns their ``transactions.id`` in order. Not retried, no
+        reference check."""
         ...
 
     def import_payments(self, payments: Iterable[Payment], *, per_row: bool) -> ImportReport:
-        """Import payments in one transaction. ``per_row=False``: all or nothing; the first
+        """Import payments in one transaction, each recorded and credited to its account
+        (as :meth:`pay` does: its row and its balance). ``per_row=False``: all or nothing; the first
         failing row's error is raised with the note ``row N (reference) of the import``
         (``failspec.conditions.note``), N counted from 1. ``per_row=True``: each row under a
         savepoint of its own; the valid rows are committed, and each refused one is listed
@@ -265,7 +287,10 @@ LEAVES_UNCHECKED: dict[str, str] = {
         "what a failure just before COMMIT, or a lost COMMIT reply, does to an operation"
     ),
     DEADLINE: "that a request waiting where no client setting ends the wait is ended",
-    LOCK_ORDER: "how two opposite transfers deadlock, or queue when locked in order",
+    LOCK_ORDER: (
+        "how two opposite transfers that each lock their source first deadlock, which one "
+        "PostgreSQL ends, and that the layer retries it and applies each transfer once"
+    ),
     UNIT_OF_WORK: "that an ORM unit of work keeps all of its work or none",
 }
 
@@ -287,6 +312,14 @@ CONNECTION_INVALIDATED = (
     "an error after which the layer threw its connection away says so: "
     "connection_invalidated is True on it — see DataLayer.pay"
 )
+
+
+def connection_invalidated_rule(operation: str | None) -> str:
+    """:data:`CONNECTION_INVALIDATED`, naming the operation that broke it when it is not
+    ``pay`` (where the port states the rule for every operation)."""
+    if operation is None or operation == "pay":
+        return CONNECTION_INVALIDATED
+    return f"{CONNECTION_INVALIDATED}, broken in DataLayer.{operation}"
 
 
 class PortViolation(AssertionError):
@@ -332,6 +365,9 @@ def _retry_policy() -> RetryPolicy:
 
     return RetryPolicy()
 
+
+#: The operations of a data layer the harness calls (the optional ``unit_of_work`` too).
+OPERATIONS = ("pay", "transfer", "record_all", "import_payments", "unit_of_work")
 
 #: A factory: builds a data layer from :class:`Resources`.
 Factory = Callable[[Resources], DataLayer]

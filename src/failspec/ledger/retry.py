@@ -13,6 +13,16 @@ retried too: its connection was closed, so its transaction committed only if its
 had been sent, and the error then says the outcome is unknown; the retry, with a deadline
 of its own, finds the work by its reference instead of applying it again.
 
+An outcome in doubt is never transient, whatever else the error says: ``NotReplicated``
+(``transaction_resolution_unknown``: COMMIT returned on the primary, but its synchronous
+standby never confirmed it) — also when the layer threw its connection away and says so
+(``connection_invalidated``, as it must after an administrator ended the session while
+COMMIT waited for the standby). A retry on that primary would find the payment by its
+reference and report it applied, which is the very claim in doubt. A deadline-exceeded
+COMMIT (``outcome_unknown``) is different and stays transient: its connection is closed, so
+the server has either committed the transaction or rolled it back, for good, and the
+retry's lookup by reference tells which.
+
 Delays grow exponentially with *full jitter* (a uniform draw between 0 and the capped
 exponential), so clients that failed together do not retry together.
 """
@@ -49,8 +59,18 @@ TRANSIENT_CONDITIONS = frozenset(
 TRANSIENT_CONDITIONS |= {"deadline_exceeded"}
 
 
+#: Outcomes in doubt: never retried, whatever the error's other attributes say (see the
+#: module's docstring).
+IN_DOUBT_CONDITIONS = frozenset({"transaction_resolution_unknown"})
+
+
 def is_transient(error: BaseException) -> bool:
-    """Whether running the same transaction again may succeed."""
+    """Whether running the same transaction again may succeed: False for an outcome in
+    doubt (:data:`IN_DOUBT_CONDITIONS`, e.g. ``NotReplicated``) even with
+    ``connection_invalidated`` set; True for any other error after which the connection
+    was thrown away, and for :data:`TRANSIENT_CONDITIONS`."""
+    if condition_of(error) in IN_DOUBT_CONDITIONS:
+        return False
     if getattr(error, "connection_invalidated", False):
         return True
     if isinstance(error, (sqlalchemy.exc.DBAPIError, *drivers.driver_errors())):
@@ -86,9 +106,9 @@ class RetryPolicy:
             try:
                 return operation(attempt)
             except Exception as error:
-                retry = self.transient(error) and attempt < self.attempts
-                if not retry:
-                    if self.transient(error):
+                transient = self.transient(error)  # judged once per failure
+                if not transient or attempt == self.attempts:
+                    if transient:
                         note(error, f"gave up after {attempt} attempts (all transient failures)")
                     error.failspec_attempts = attempt  # type: ignore[attr-defined]
                     raise

@@ -286,7 +286,7 @@ def _start(
     command = [
         sys.executable, "-m", "behave",
         "-f", "json", "-o", str(worker.directory / "behave.json"),
-        *console, "--show-skipped", *the_plan.options,
+        *console, "--show-skipped", "--no-summary", *the_plan.options,
         "--junit-directory", str(worker.directory / "junit"),
         *worker.locations,
     ]  # fmt: skip

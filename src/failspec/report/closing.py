@@ -1,10 +1,13 @@
 """``python -m failspec.report.closing <reports-dir>``: the run's closing line, from
 <reports-dir>/run.json alone: 'behave: N passed, N failed, N skipped' (and ', N not
 finished, N not run' when the run stopped early: the scenario the stop ended, and those it
-never reached). A run that could not start is one failed. Scenarios skipped because the
+never reached). A run that could not start closes 'behave: not run (setup error)' (the
+reason is the 'failspec: cannot run: …' line above it). Scenarios skipped because the
 data layer lacks an optional capability of the port follow, named as NOT CHECKED:
 '; NOT CHECKED for lack of a capability of the data layer: 14 scenarios (5 Rules) without
-deadline, 5 (1 Rule) without unit_of_work'.
+deadline, 5 (1 Rule) without unit_of_work'. A second line splits the guarantees (Rules):
+'guarantees through the data layer mylayer:factory: 40 of 52 hold, 12 fail; of PostgreSQL
+and the driver (the data layer not called): 51 of 51 hold'.
 
 Exits 1 when the record holds no scenario at all (a run that tested nothing is not green),
 when scenarios were not checked for lack of a capability that ``-D missing_capabilities``
@@ -23,9 +26,11 @@ from failspec.report import record
 
 def closing_line(run: dict[str, Any]) -> str:
     """The closing line of a run record (see failspec.report.record)."""
+    if run.get("setup_error") is not None:
+        return "behave: not run (setup error)"
     counts = run["outcomes"]["scenarios"]
     passed, skipped = counts[record.PASSED], counts[record.SKIPPED]
-    failed = counts[record.FAILED] + (1 if run.get("setup_error") is not None else 0)
+    failed = counts[record.FAILED]
     not_finished, not_run = counts[record.NOT_FINISHED], counts[record.NOT_RUN]
     line = f"behave: {passed} passed, {failed} failed, {skipped} skipped"
     if not_finished or not_run:
@@ -40,6 +45,36 @@ def closing_line(run: dict[str, Any]) -> str:
             parts.append(f"{scenarios} ({rules}{acknowledged}) without {name}")
         line += "; NOT CHECKED for lack of a capability of the data layer: " + ", ".join(parts)
     return line
+
+
+def guarantees_line(run: dict[str, Any]) -> str:
+    """How many guarantees (Rules) hold, split into those that went through the data
+    layer and those of PostgreSQL and the driver alone, which hold whatever layer runs
+    ('' for a record without the split, or without Rules)."""
+    outcomes = run["outcomes"]
+    through = outcomes.get("guarantees_through_data_layer")
+    without = outcomes.get("guarantees_without_data_layer")
+    layer = (run.get("data_layer") or {}).get("factory")
+    if through is None or without is None or layer is None or run.get("stopped") is not None:
+        # A record from before the split, of a run that loaded no data layer, or of one
+        # that stopped early (no verdict on the guarantees: its first line says so).
+        return ""
+    if not (sum(through.values()) + sum(without.values())):
+        return ""
+    return (
+        f"guarantees through the data layer {layer}: {_verdicts(through)}; "
+        f"of PostgreSQL and the driver (the data layer not called): {_verdicts(without)}"
+    )
+
+
+def _verdicts(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    text = f"{counts['holds']} of {total} hold"
+    if counts["fails"]:
+        text += f", {counts['fails']} fail"
+    if counts["unchecked"]:
+        text += f", {counts['unchecked']} not checked"
+    return text
 
 
 def unacknowledged_line(run: dict[str, Any]) -> str:
@@ -76,6 +111,9 @@ def main(argv: list[str]) -> int:
         print(f"behave: no closing line: {error}")
         return 1
     print(closing_line(run))
+    guarantees = guarantees_line(run)
+    if guarantees:
+        print(f"behave: {guarantees}")
     unacknowledged = unacknowledged_line(run)
     if unacknowledged:
         print(f"behave: {unacknowledged}")

@@ -8,8 +8,11 @@ would then see no report, or a stale one. ``write_setup_error`` leaves one testc
 A run that stopped early (interrupted, or its server gone) leaves the scenarios it never
 reached "untested" in behave; behave's JUnit writes them without a reason, and without
 ``--show-skipped`` as if they had passed. :class:`JUnitReporter` writes each as skipped,
-with the reason. The harness also writes ``stopped-early.json`` (``write_stopped_early``)
-for tools; the views read the same facts from the run's record (failspec.report.record).
+with the reason; and every skipped scenario with its reason as the ``<skipped>``'s
+message (``NOT CHECKED: lacks deadline: the data layer … offers no …`` for one skipped for
+lack of a capability of the data layer), which behave leaves out. The harness also
+writes ``stopped-early.json`` (``write_stopped_early``) for tools; the views read the
+same facts from the run's record (failspec.report.record).
 """
 
 from __future__ import annotations
@@ -77,6 +80,8 @@ class JUnitReporter(behave_junit.JUnitReporter):
     def _process_scenario(self, scenario: Scenario, report: Any) -> None:
         cases = len(report.testcases)
         super()._process_scenario(scenario, report)
+        if len(report.testcases) > cases:
+            _skip_reason(scenario, report.testcases[-1])
         cause = self.stopped_by()
         if cause is None or scenario.status != Status.untested or len(report.testcases) == cases:
             return
@@ -96,6 +101,18 @@ class JUnitReporter(behave_junit.JUnitReporter):
             report.counts_skipped += 1
         if reason is not None:
             skipped.set("message", reason)
+
+
+def _skip_reason(scenario: Scenario, case: ET.Element) -> None:
+    """Give a skipped testcase (behave writes a bare ``<skipped/>``) the scenario's reason
+    as its message; one skipped for lack of a capability of the data layer reads
+    ``NOT CHECKED: lacks <capability>: <reason>``."""
+    skipped = case.find("skipped")
+    reason = getattr(scenario, "skip_reason", None)
+    if skipped is None or not reason or skipped.get("message"):
+        return
+    capability = getattr(scenario, "failspec_missing_capability", None)
+    skipped.set("message", f"NOT CHECKED: lacks {capability}: {reason}" if capability else reason)
 
 
 def write_stopped_early(directory: Path, record: dict[str, Any]) -> Path:

@@ -122,6 +122,9 @@ class Scenario:
     skip_reason: str | None = None
     #: The capability of the data layer it was skipped for lack of (NOT CHECKED), or None.
     missing_capability: str | None = None
+    #: Whether it called the data layer's operations (run.json "uses_data_layer"; None:
+    #: a record from before the harness counted them).
+    uses_data_layer: bool | None = None
     metrics: dict[str, Any] | None = None  # its figures (failspec.harness.guards.metrics)
     evidence: Evidence | None = None
 
@@ -139,6 +142,12 @@ class Rule:
         return record.verdict(
             record.NOT_CHECKED if s.missing_capability else s.status for s in self.scenarios
         )
+
+    @property
+    def through_data_layer(self) -> bool:
+        """Whether a scenario of it called the data layer, or was skipped for lack of a
+        capability of it (failspec.report.record.through_data_layer)."""
+        return any(s.uses_data_layer or s.missing_capability for s in self.scenarios)
 
 
 @dataclass
@@ -365,6 +374,15 @@ class Run:
     def verdicts(self, verdict: str) -> int:
         return sum(r.verdict == verdict for r in self.rules)
 
+    @property
+    def split(self) -> bool:
+        """Whether the record says which scenarios called the data layer."""
+        return any(s.uses_data_layer is not None for s in self.scenarios)
+
+    def rules_of(self, through: bool) -> list[Rule]:
+        """The guarantees that went through the data layer (``through``), or not."""
+        return [r for r in self.rules if r.through_data_layer == through]
+
 
 def load_run(reports: Path) -> Run:
     """Read a run from ``reports/run.json`` (failspec.report.record), and nothing else.
@@ -447,6 +465,7 @@ def _scenario(data: dict[str, Any]) -> Scenario:
         detail=data.get("error"),
         skip_reason=data.get("skip_reason"),
         missing_capability=data.get("missing_capability"),
+        uses_data_layer=data.get("uses_data_layer"),
         metrics=data.get("metrics"),
         evidence=Evidence.from_json(kept) if kept is not None else None,
     )

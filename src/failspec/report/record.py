@@ -20,7 +20,12 @@ closing line (failspec.report.closing) are rendered from it alone. Its top-level
   failspec.harness.hooks.Stopping.record gives it: ``cause``, ``signal``, ``exit_code``,
   ``not_finished`` (a location), ``finished``, ``selected``, ``not_run`` (locations);
 * ``outcomes``: how many scenarios ended in each status (``scenarios``), how many
-  guarantees (Rules) hold, fail or are not checked (``guarantees``), and ``not_checked``:
+  guarantees (Rules) hold, fail or are not checked (``guarantees``), the same split in
+  those that went through the data layer (``guarantees_through_data_layer``: a scenario
+  of the Rule called it, or was skipped for lack of a capability of it) and those of
+  PostgreSQL and the driver alone (``guarantees_without_data_layer``), the run's verdict
+  (``green``: True when it exits 0; ``exit_code``: what ``./run-spec`` exits with, see
+  :func:`exit_code`), and ``not_checked``:
   for each capability the data layer lacks that a selected scenario needed,
   ``{"capability", "scenarios", "rules", "leaves_unchecked", "acknowledged"}``: its
   description, how many scenarios were skipped for lack of it (NOT CHECKED), the titles of
@@ -30,8 +35,10 @@ closing line (failspec.report.closing) are rendered from it alone. Its top-level
   ``rules``; each rule (title, location, tags, description, verdict) with its
   ``scenarios``; each scenario with its location, name, tags, status, skip_reason,
   missing_capability (the short name of the capability it was skipped for lack of, else
-  None), duration_s, why (one sentence), error (the full text), steps (keyword, text, status,
-  background, error, table, doc), metrics (its figures) and evidence;
+  None), uses_data_layer (whether it called the data layer's operations at all: the
+  harness counts the calls while it runs), duration_s, why (one sentence), error (the
+  full text), steps (keyword, text, status, background, error, table, doc), metrics (its
+  figures) and evidence;
 * ``isolation_matrix``: ``{anomaly: {level: verdict}}`` (None: no scenario checked one);
 * ``hang_matrix``: ``{phase: {silence: cell}}`` (None: no scenario measured one);
 * ``replication_matrix``: ``{synchronous_commit level: {failure: cell}}``, each cell
@@ -272,15 +279,48 @@ def scenarios(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
             yield from rule["scenarios"]
 
 
-def outcomes(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """How many scenarios ended in each status, and guarantees in each verdict."""
+def outcomes(record: dict[str, Any]) -> dict[str, Any]:
+    """How many scenarios ended in each status, guarantees in each verdict (all of them,
+    and split by whether they went through the data layer), what was not checked, and the
+    run's overall verdict (``green``, ``exit_code``): see the module's docstring."""
     statuses = [scenario["status"] for scenario in scenarios(record)]
-    verdicts = [rule["verdict"] for feature in record["features"] for rule in feature["rules"]]
-    return {
+    rules = [rule for feature in record["features"] for rule in feature["rules"]]
+    through = [rule["verdict"] for rule in rules if through_data_layer(rule)]
+    without = [rule["verdict"] for rule in rules if not through_data_layer(rule)]
+    found: dict[str, Any] = {
         "scenarios": {status: statuses.count(status) for status in STATUSES},
-        "guarantees": {each: verdicts.count(each) for each in VERDICTS},
+        "guarantees": {each: [r["verdict"] for r in rules].count(each) for each in VERDICTS},
+        "guarantees_through_data_layer": {each: through.count(each) for each in VERDICTS},
+        "guarantees_without_data_layer": {each: without.count(each) for each in VERDICTS},
         "not_checked": not_checked(record),
     }
+    found["exit_code"] = exit_code({**record, "outcomes": found})
+    found["green"] = found["exit_code"] == 0
+    return found
+
+
+def through_data_layer(rule: dict[str, Any]) -> bool:
+    """Whether a guarantee (Rule) is one of the data layer's: a scenario of it called the
+    data layer (``uses_data_layer``), or was skipped for lack of a capability of it. The
+    others state what PostgreSQL and the driver do (the isolation matrix, the pool,
+    connection limits, invalid queries …): they hold whatever layer runs."""
+    return any(s.get("uses_data_layer") or s.get("missing_capability") for s in rule["scenarios"])
+
+
+def exit_code(record: dict[str, Any]) -> int:
+    """The exit code the run computes from what ``record`` holds (its ``outcomes``' counts):
+    2, it could not start; the stop's code (130 SIGINT, 143 SIGTERM, 1), it stopped early;
+    1, a scenario failed, none ran, or a capability the data layer lacks left scenarios
+    NOT CHECKED without ``missing_capabilities`` acknowledging it; else 0 (green)."""
+    if record.get("setup_error") is not None:
+        return 2
+    stopped = record.get("stopped")
+    if stopped is not None:
+        return int(stopped.get("exit_code") or 1)
+    counts = record["outcomes"]["scenarios"]
+    if counts[FAILED] or counts[NOT_FINISHED] or counts[NOT_RUN] or not any(counts.values()):
+        return 1
+    return 1 if unacknowledged(record) else 0
 
 
 def not_checked(record: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -327,7 +367,11 @@ def setup_error(message: str) -> dict[str, Any]:
         "outcomes": {
             "scenarios": dict.fromkeys(STATUSES, 0),
             "guarantees": dict.fromkeys(VERDICTS, 0),
+            "guarantees_through_data_layer": dict.fromkeys(VERDICTS, 0),
+            "guarantees_without_data_layer": dict.fromkeys(VERDICTS, 0),
             "not_checked": {},
+            "exit_code": 2,
+            "green": False,
         },
         "features": [],
         "isolation_matrix": None,
@@ -439,6 +483,7 @@ def _scenario(scenario: Scenario, stopped: dict[str, Any] | None) -> dict[str, A
         "missing_capability": (
             getattr(scenario, "failspec_missing_capability", None) if status == SKIPPED else None
         ),
+        "uses_data_layer": bool(getattr(scenario, "failspec_uses_data_layer", False)),
         "duration_s": round(scenario.duration, 4),
         "why": why,
         "error": error,

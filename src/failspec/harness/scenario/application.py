@@ -14,7 +14,9 @@ the first use would be silently ignored by the engine, so it raises
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -115,6 +117,14 @@ class Application:
         self.data_layer = data_layer
         self.data_layer_name = data_layer_name
         self._layer: port.DataLayer | None = None
+        #: Each call into the data layer's operations during the scenario, in order, by
+        #: name (``pay``, ``transfer``, ``record_all``, ``import_payments``,
+        #: ``unit_of_work``), from every instance the application builds (its sessions'
+        #: too): whether the scenario went through the data layer at all
+        #: (run.json ``uses_data_layer``).
+        self.layer_calls: list[str] = []
+        #: The operation of the data layer running in this thread (for the port's messages).
+        self._running = threading.local()
         self._capabilities: frozenset[str] | None = None
         # SQLAlchemy's defaults, except a pool that never grows past its size.
         self.pool_options: dict[str, Any] = {
@@ -216,7 +226,7 @@ class Application:
         if any(error is thrown for thrown in list(self.thrown_away)):
             name = condition_of(error) or type(error).__name__
             raise port.PortViolation(
-                port.CONNECTION_INVALIDATED,
+                port.connection_invalidated_rule(self.running_operation),
                 f"{name}: {first_line(error)!r} came with its connection thrown away, "
                 "and connection_invalidated is not set on it",
             )
@@ -324,15 +334,18 @@ class Application:
     ) -> port.DataLayer:
         """The data layer as this application configures it, on ``engine``: its own pool,
         or that of another instance of the application (a concurrent session T1, T2 …).
-        ``lock_in_order``: only where a scenario says how transfers lock (None: the
-        layer's own way); ``between_legs``, ``before_commit``: the points where a scenario
-        holds the operation or inflicts a fault (for a layer committing through ``engine``,
-        its ``commit`` event is the point before COMMIT, hooked where the engine is made)."""
+        ``lock_in_order``: only where a scenario says how transfers lock (None: both
+        accounts in name order, the port's default); ``between_legs``, ``before_commit``:
+        the points where a scenario holds the operation or inflicts a fault (for a layer
+        committing through ``engine``, its ``commit`` event is the point before COMMIT,
+        hooked where the engine is made). Each call of its operations is counted
+        (:attr:`layer_calls`)."""
         resources = port.Resources(
             engine=engine, connection=port.pooled_connection(engine, self.thrown_away.append),
             driver=drivers.current().name, retry=retry, lock_in_order=lock_in_order,
         )  # fmt: skip
         layer = self.data_layer(resources)
+        self._count_calls(layer)
         if isinstance(layer, port.PausesBetweenLegs):
             layer.between_legs = between_legs
         if isinstance(layer, port.PausesBeforeCommit) and not isinstance(
@@ -340,6 +353,35 @@ class Application:
         ):
             layer.before_commit = before_commit
         return layer
+
+    def _count_calls(self, layer: object) -> None:
+        """Record each call of ``layer``'s operations (``port.OPERATIONS``) in
+        :attr:`layer_calls`, and which one runs in the calling thread: each operation is
+        wrapped on the instance (a layer whose instance takes no new attribute, with
+        ``__slots__``, is not counted: its scenarios read as not calling it)."""
+        for name in port.OPERATIONS:
+            method = getattr(layer, name, None)
+            if not callable(method):
+                continue
+
+            def counted(*args: Any, _name: str = name, _method: Any = method, **kwargs: Any) -> Any:
+                self.layer_calls.append(_name)
+                outer = getattr(self._running, "operation", None)
+                self._running.operation = _name
+                try:
+                    return _method(*args, **kwargs)
+                finally:
+                    self._running.operation = outer
+
+            try:
+                setattr(layer, name, functools.wraps(method)(counted))
+            except (AttributeError, TypeError):
+                return
+
+    @property
+    def running_operation(self) -> str | None:
+        """The data layer's operation running in the calling thread (None: none)."""
+        return getattr(self._running, "operation", None)
 
     def lacks(self, capability: str) -> str | None:
         """Why the data layer cannot take part in a scenario that needs ``capability`` (a

