@@ -24,8 +24,8 @@ import psutil
 import pytest
 
 from failspec.harness import postgres, waiting
-from failspec.harness.postgres import directories
 from failspec.harness.postgres.pidfile import postmaster_pid
+from tests.owned import server_dirs_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = ROOT / "tests" / "fixtures" / "interrupt-cluster"
@@ -76,20 +76,6 @@ class ClusterRun:
         self.process.communicate()
 
 
-def server_dirs_of(pid: int) -> list[Path]:
-    """The server directories whose owner file names process ``pid``."""
-    found = []
-    for parent in directories.server_parents():
-        for base in parent.glob(f"{directories.DIR_PREFIX}*"):
-            try:
-                owner = json.loads((base / directories.OWNER_FILE).read_text())
-            except (OSError, ValueError):
-                continue  # another run's, being made or removed right now
-            if owner.get("pid") == pid:
-                found.append(base)
-    return sorted(found)
-
-
 def server_processes(bases: list[Path]) -> list[psutil.Process]:
     """Every process of the servers running on ``bases``: postmasters and their children
     (a standby's WAL receiver, a primary's WAL senders)."""
@@ -118,7 +104,7 @@ def the_runs_servers(run: ClusterRun) -> tuple[list[Path], list[psutil.Process]]
     """The run's server directories and processes once its cluster is up: its own server,
     the cluster's primary and its standby (the only one with standby.signal)."""
     found = run.wait_for_the_cluster()
-    bases = server_dirs_of(run.pid)
+    bases = server_dirs_of({run.pid})
     assert {Path(b) for b in found["bases"]} <= set(bases) and len(bases) == 3, bases
     standbys = [b for b in bases if (b / "data" / "standby.signal").exists()]
     assert len(standbys) == 1, bases

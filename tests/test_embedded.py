@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -19,8 +18,9 @@ import pytest
 
 from failspec.harness import postgres, processes, waiting
 from failspec.harness.errors import SetupError
-from failspec.harness.postgres import binaries, directories, shared_memory
+from failspec.harness.postgres import binaries, shared_memory
 from failspec.harness.postgres.user import server_user
+from tests.owned import server_dirs_of
 
 pytestmark = pytest.mark.server
 
@@ -30,21 +30,6 @@ def connect(pg: postgres.EmbeddedPostgres):
         host="127.0.0.1", port=pg.port, user=postgres.SUPERUSER, password=pg.password,
         dbname="postgres", connect_timeout=5,
     )  # fmt: skip
-
-
-def server_dirs() -> set[Path]:
-    """Server directories this test process made: other runs on the machine (other test
-    sessions, other agents) make and remove theirs at any time."""
-    mine = set()
-    for parent in directories.server_parents():
-        for base in parent.glob(f"{directories.DIR_PREFIX}*"):
-            try:
-                owner = json.loads((base / directories.OWNER_FILE).read_text())
-            except (OSError, ValueError):
-                continue  # another run's, being made or removed right now
-            if owner.get("pid") == os.getpid():
-                mine.add(base)
-    return mine
 
 
 def test_a_started_server_answers_and_stopping_it_leaves_nothing_behind():
@@ -82,12 +67,12 @@ def test_a_port_in_use_is_one_clear_line_and_leaves_nothing_running(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         port = taken.getsockname()[1]
-        before = server_dirs()
+        before = set(server_dirs_of({os.getpid()}))
         started = time.monotonic()
         with pytest.raises(SetupError, match=f"port {port} .* in use"):
             postgres.EmbeddedPostgres(postgres.find_binaries(None), port=port).start()
         assert time.monotonic() - started < 10
-        assert server_dirs() == before
+        assert set(server_dirs_of({os.getpid()})) == before
 
 
 def test_a_pg_bin_without_postgres_says_so(tmp_path):

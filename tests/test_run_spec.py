@@ -18,7 +18,7 @@ import pytest
 from failspec.harness import processes, waiting
 from failspec.harness.faults import packet_filter
 from failspec.harness.faults.network import PacketLoss
-from failspec.harness.postgres import directories
+from tests.owned import server_dirs_of
 
 ROOT = Path(__file__).resolve().parent.parent
 COPIED = ("src", "features", "scripts", "run-spec", "pyproject.toml", "requirements.txt",
@@ -78,20 +78,6 @@ def test_a_signal_to_run_spec_alone_stops_behave_and_the_reports_are_built(sig, 
     # The record's verdict is the exit code the run gave.
     outcomes = json.loads((reports / "run.json").read_text())["outcomes"]
     assert (outcomes["green"], outcomes["exit_code"]) == (False, run.returncode)
-
-
-def server_dirs_of(pids: set[int]) -> list[Path]:
-    """The server directories whose owner file names one of ``pids``."""
-    found = []
-    for parent in directories.server_parents():
-        for base in parent.glob(f"{directories.DIR_PREFIX}*"):
-            try:
-                owner = json.loads((base / directories.OWNER_FILE).read_text())
-            except (OSError, ValueError):
-                continue  # another run's, being made or removed right now
-            if owner.get("pid") in pids:
-                found.append(base)
-    return found
 
 
 def rules_of(pids: set[int]) -> list[str]:
