@@ -43,7 +43,16 @@ def closing_line(reports: Path) -> str:
         [sys.executable, "-m", "failspec.report.closing", str(reports)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
-    return done.stdout.strip()
+    return done.stdout.strip().splitlines()[0]
+
+
+def closing_lines(reports: Path) -> list[str]:
+    """Every line ./run-spec prints after the run, from ``reports``/run.json."""
+    done = subprocess.run(
+        [sys.executable, "-m", "failspec.report.closing", str(reports)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout.strip().splitlines()
 
 
 def test_junit_counts_agree_with_behaves_summary_line_and_the_closing_line(tmp_path):
@@ -65,6 +74,12 @@ def test_junit_counts_agree_with_behaves_summary_line_and_the_closing_line(tmp_p
     assert {key: read[key] for key in expected} == expected
     assert [read[f"{kind} testcases"] for kind in ("Failure", "Error", "Skipped")] == [1, 1, 1]
     assert closing_line(tmp_path) == "behave: 3 passed, 2 failed, 1 skipped"
+    # and the next line says where the two that failed are
+    features = "tests/fixtures/report/features"
+    assert closing_lines(tmp_path)[1] == (
+        f"behave: failing: {features}/ledger.reads.feature:6, "
+        f"{features}/payments.lost-connection.feature:23"
+    )
 
 
 def test_testcase_names_of_the_specification_are_unique_across_its_rules(tmp_path):

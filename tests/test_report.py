@@ -669,3 +669,32 @@ def test_a_record_without_a_data_layer_has_no_split_line():
     layer = {"factory": "mylayer:factory", "lacks": {}, "acknowledged_missing": []}
     stopped = {**run, "data_layer": layer, "stopped": {"exit_code": 130}}
     assert guarantees_line({**stopped, "outcomes": record.outcomes(stopped)}) == ""
+
+
+def test_a_half_of_the_split_with_no_guarantee_selected_is_left_out():
+    # A run of one feature through the layer: no "of PostgreSQL and the driver: 0 of 0".
+    from failspec.report.closing import guarantees_line
+
+    layer = {"factory": "mylayer:factory", "lacks": {}, "acknowledged_missing": []}
+    run = {"setup_error": None, "stopped": None, "data_layer": layer,
+           "features": [{"rules": [_rule("pays", _one("passed", True))]}]}  # fmt: skip
+    assert guarantees_line({**run, "outcomes": record.outcomes(run)}) == (
+        "guarantees through the data layer mylayer:factory: 1 of 1 hold"
+    )
+
+
+def test_the_report_leads_with_the_split_where_there_is_one(reports, tmp_path):
+    # The fixture's run, its first Rule's scenarios marked as having called the data layer:
+    # the title and the first verdict are the split's, the total comes after it ("In all").
+    split = read_record(reports)
+    for feature in split["features"]:
+        for number, rule in enumerate(feature["rules"]):
+            for scenario in rule["scenarios"]:
+                scenario["uses_data_layer"] = number == 0
+    split["data_layer"] = {"factory": "mylayer:factory", "lacks": {}, "acknowledged_missing": []}
+    split["outcomes"] = record.outcomes(split)
+    write_record(tmp_path, split)
+    html = build_report(tmp_path).read_text(encoding="utf-8")
+    title = re.search(r"<title>(.*?)</title>", html, re.S)
+    assert title and title.group(1).startswith("failspec: through the data layer "), html[:500]
+    assert html.index('id="split"') < html.index("In all: ")

@@ -319,7 +319,10 @@ def connection_invalidated_rule(operation: str | None) -> str:
     ``pay`` (where the port states the rule for every operation)."""
     if operation is None or operation == "pay":
         return CONNECTION_INVALIDATED
-    return f"{CONNECTION_INVALIDATED}, broken in DataLayer.{operation}"
+    return (
+        f"{CONNECTION_INVALIDATED}, which states it for every operation; "
+        f"broken in DataLayer.{operation}"
+    )
 
 
 class PortViolation(AssertionError):

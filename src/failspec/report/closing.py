@@ -5,7 +5,8 @@ never reached). A run that could not start closes 'behave: not run (setup error)
 reason is the 'failspec: cannot run: …' line above it). Scenarios skipped because the
 data layer lacks an optional capability of the port follow, named as NOT CHECKED:
 '; NOT CHECKED for lack of a capability of the data layer: 14 scenarios (5 Rules) without
-deadline, 5 (1 Rule) without unit_of_work'. A second line splits the guarantees (Rules):
+deadline, 5 (1 Rule) without unit_of_work'. Where scenarios failed, a line names where
+(at most ten: 'failing: features/a.feature:12, …'). The next line splits the guarantees (Rules):
 'guarantees through the data layer mylayer:factory: 40 of 52 hold, 12 fail; of PostgreSQL
 and the driver (the data layer not called): 51 of 51 hold'.
 
@@ -59,12 +60,14 @@ def guarantees_line(run: dict[str, Any]) -> str:
         # A record from before the split, of a run that loaded no data layer, or of one
         # that stopped early (no verdict on the guarantees: its first line says so).
         return ""
-    if not (sum(through.values()) + sum(without.values())):
-        return ""
-    return (
-        f"guarantees through the data layer {layer}: {_verdicts(through)}; "
-        f"of PostgreSQL and the driver (the data layer not called): {_verdicts(without)}"
-    )
+    halves = []
+    if sum(through.values()):
+        halves.append(f"guarantees through the data layer {layer}: {_verdicts(through)}")
+    if sum(without.values()):  # none on a run of a few scenarios through the layer
+        halves.append(
+            f"of PostgreSQL and the driver (the data layer not called): {_verdicts(without)}"
+        )
+    return "; ".join(halves)
 
 
 def _verdicts(counts: dict[str, int]) -> str:
@@ -89,9 +92,25 @@ def unacknowledged_line(run: dict[str, Any]) -> str:
     )
     return (
         f"not green: the data layer lacks {', '.join(names)} ({what}). If it truly lacks "
-        f"them, say so: -D missing_capabilities={','.join(names)} "
+        f"{'them' if len(names) > 1 else 'it'}, say so: "
+        f"-D missing_capabilities={','.join(names)} "
         "(or FAILSPEC_MISSING_CAPABILITIES)"
     )
+
+
+#: How many failing scenarios the closing lines name; the report has them all.
+FAILING_NAMED = 10
+
+
+def failing_line(run: dict[str, Any]) -> str:
+    """Where the failing scenarios are ('failing: features/a.feature:12, …'), at most
+    :data:`FAILING_NAMED` of them; '' when none failed."""
+    failing = [s["location"] for s in record.scenarios(run) if s["status"] == record.FAILED]
+    if not failing:
+        return ""
+    more = len(failing) - FAILING_NAMED
+    named = ", ".join(failing[:FAILING_NAMED])
+    return f"failing: {named}" + (f" and {more} more (reports/report.html)" if more > 0 else "")
 
 
 def _count(number: int, noun: str) -> str:
@@ -111,6 +130,9 @@ def main(argv: list[str]) -> int:
         print(f"behave: no closing line: {error}")
         return 1
     print(closing_line(run))
+    failing = failing_line(run)
+    if failing:
+        print(f"behave: {failing}")
     guarantees = guarantees_line(run)
     if guarantees:
         print(f"behave: {guarantees}")
